@@ -1,0 +1,24 @@
+"""The one place gateway errors become Temporal ApplicationErrors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.exceptions import ApplicationError
+
+from gateway_core.errors import GatewayError, UpstreamError, error_to_payload
+
+
+def to_application_error(error: GatewayError) -> ApplicationError:
+    """Retryable upstream failures stay retryable (honouring Retry-After); the rest do not."""
+    retryable = isinstance(error, UpstreamError) and error.retryable
+    delay = None
+    if isinstance(error, UpstreamError) and error.retry_after_s:
+        delay = timedelta(seconds=min(error.retry_after_s, 60.0))
+    return ApplicationError(
+        error.message,
+        error_to_payload(error),
+        type=type(error).__name__,
+        non_retryable=not retryable,
+        next_retry_delay=delay,
+    )

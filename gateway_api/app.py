@@ -1,0 +1,46 @@
+"""The FastAPI app factory; the lifespan owns the runtime (pools, clients, worker)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway_api.errors import install_error_handlers
+from gateway_api.middleware import RequestContextMiddleware
+from gateway_api.routers import admin_models, chat, health, models
+from gateway_api.runtime import Mode, Runtime, open_runtime
+from gateway_core.config import Settings
+
+
+def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None = None
+               ) -> FastAPI:
+    """Build the app; with `runtime` given (tests), the caller owns its lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
+        async with open_runtime(settings, mode) as opened:
+            app.state.runtime = opened
+            announce = app.state.on_ready
+            if announce is not None:
+                announce(opened)
+            yield
+
+    app = FastAPI(
+        title="PMP LLM Gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.on_ready = None
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    for router in (health.router, models.router, chat.router, admin_models.router):
+        app.include_router(router)
+    return app

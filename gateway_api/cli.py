@@ -1,0 +1,103 @@
+"""The `pmp-gateway` command: serve (embedded default), api, worker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from gateway_api.app import create_app
+from gateway_api.runtime import Mode, Runtime, open_runtime
+from gateway_core.auth.keys import ADMIN_KEY_FILE
+from gateway_core.config import Settings
+from gateway_core.logging import configure_logging
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: value
+        for key, value in {"host": args.host, "port": args.port, "data_dir": args.data_dir}.items()
+        if value is not None
+    }
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _announce(settings: Settings, runtime: Runtime, port: int) -> None:
+    lines = [
+        "PMP LLM Gateway is ready",
+        f"  API:          http://{settings.host}:{port}/v1",
+        f"  Temporal:     {runtime.temporal_address} (namespace {settings.temporal_namespace})",
+    ]
+    if runtime.temporal_ui_url:
+        lines.append(f"  Temporal UI:  {runtime.temporal_ui_url}")
+    lines.append(f"  Data dir:     {settings.data_dir}")
+    if settings.admin_key is None:
+        lines.append(f"  Admin key:    in {settings.data_dir / ADMIN_KEY_FILE}")
+    else:
+        lines.append("  Admin key:    from PMP_ADMIN_KEY")
+    print("\n".join(lines), flush=True)
+
+
+async def _serve_http(settings: Settings, mode: Mode) -> None:
+    app = create_app(settings, mode)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+        lifespan="on", timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+
+    def on_ready(runtime: Runtime) -> None:
+        _announce(settings, runtime, settings.port)
+
+    app.state.on_ready = on_ready
+    await server.serve()
+    if not server.started:
+        raise SystemExit(1)
+
+
+async def _run_worker(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_runtime(settings, "worker") as runtime:
+        print(f"PMP worker polling {settings.temporal_task_queue} on "
+              f"{runtime.temporal_address}", flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pmp-gateway", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("serve", "API + worker in one process; embeds Temporal and PostgreSQL if not set"),
+        ("api", "the HTTP API only, against PMP_TEMPORAL_ADDRESS and PMP_DATABASE_URL"),
+        ("worker", "the Temporal worker only, against configured services"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--host")
+        sub.add_argument("--port", type=int)
+        sub.add_argument("--data-dir", type=Path)
+    commands.add_parser("version", help="print the version")
+    args = parser.parse_args(argv)
+    if args.command == "version":
+        print("pmp-llm-gateway 0.1.0")
+        return
+    settings = _settings(args)
+    configure_logging(settings.log_format, settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        if args.command == "worker":
+            asyncio.run(_run_worker(settings))
+        else:
+            asyncio.run(_serve_http(settings, args.command))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

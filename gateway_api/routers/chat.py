@@ -1,0 +1,41 @@
+"""POST /v1/chat/completions, plain and streaming, each call one ChatWorkflow run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from gateway_api.chat_runs import (
+    StreamRelay,
+    new_run_id,
+    resolve_steps,
+    run_to_completion,
+)
+from gateway_api.deps import CallerDep, RuntimeDep
+from gateway_api.schemas import ChatCompletionRequest
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+
+@router.post("/chat/completions", response_model=None)
+async def create_chat_completion(
+    request: ChatCompletionRequest, runtime: RuntimeDep, _caller: CallerDep
+) -> Response:
+    steps = await resolve_steps(runtime, request.model)
+    run_id = new_run_id()
+    headers = {"x-pmp-run-id": run_id}
+    body = request.upstream_body()
+    if not request.stream:
+        result = await run_to_completion(runtime, run_id, steps, body)
+        headers["x-pmp-served-by"] = result.served_by
+        return JSONResponse(result.response, headers=headers)
+
+    include_usage = bool(request.stream_options and request.stream_options.include_usage)
+    relay = StreamRelay(runtime, run_id, include_usage)
+    await relay.start(steps, body)
+    sse_headers: dict[str, Any] = {**headers, "cache-control": "no-cache",
+                                   "x-accel-buffering": "no"}
+    return StreamingResponse(relay.frames(), media_type="text/event-stream",
+                             headers=sse_headers)

@@ -1,0 +1,136 @@
+"""Assembles the gateway's long-lived parts for one process, in start order.
+
+`serve` embeds whatever is not configured and runs the worker in-process;
+`api` and `worker` use configured services only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import Redis
+from temporalio.client import Client
+
+from activities.chat import ChatActivities
+from gateway_core.auth.keys import AdminKeys, ensure_admin_key
+from gateway_core.config import Settings
+from gateway_core.credentials.base import CredentialResolver
+from gateway_core.providers.registry import ProviderRegistry, build_http_client
+from gateway_core.storage.database import Pool, migrate, open_pool
+from gateway_core.storage.embedded import EmbeddedPostgres
+from gateway_core.storage.models import ModelRepository
+from gateway_core.streaming.bus import InProcessStreamBus, RedisStreamBus, StreamBus
+from temporal_workers.client import connect_client
+from temporal_workers.dev_server import EmbeddedTemporal
+from temporal_workers.worker import build_worker
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["serve", "api", "worker"]
+
+
+@dataclass
+class Runtime:
+    """What request handlers reach through dependencies."""
+
+    settings: Settings
+    mode: Mode
+    pool: Pool
+    models: ModelRepository
+    admin_keys: AdminKeys
+    temporal: Client
+    bus: StreamBus | None
+    eager_start: bool
+    temporal_address: str
+    temporal_ui_url: str | None = None
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterator[Runtime]:
+    """Start (or connect to) every dependency; the exit stack stops them in reverse."""
+    if mode != "serve" and (settings.embeds_postgres or settings.embeds_temporal):
+        raise SystemExit(
+            f"pmp-gateway {mode} needs PMP_DATABASE_URL and PMP_TEMPORAL_ADDRESS; "
+            "use `pmp-gateway serve` for the embedded default"
+        )
+    async with AsyncExitStack() as stack:
+        database_url = await _database_url(settings, stack)
+        pool = await open_pool(
+            database_url, min_size=settings.database_pool_min, max_size=settings.database_pool_max
+        )
+        stack.push_async_callback(pool.close)
+        await migrate(pool)
+        admin_keys = await ensure_admin_key(
+            pool,
+            settings.admin_key.get_secret_value() if settings.admin_key else None,
+            settings.data_dir,
+        )
+
+        temporal_address, ui_url = await _temporal_address(settings, stack)
+        client = await connect_client(settings, temporal_address)
+        bus = await _stream_bus(settings, mode, stack)
+
+        if mode in ("serve", "worker"):
+            http = build_http_client(
+                settings.upstream_connect_timeout_s, settings.upstream_max_connections
+            )
+            stack.push_async_callback(http.aclose)
+            chat = ChatActivities(
+                ProviderRegistry(http), CredentialResolver(), bus or InProcessStreamBus()
+            )
+            worker = build_worker(client, settings.temporal_task_queue, chat)
+            await stack.enter_async_context(worker)
+
+        yield Runtime(
+            settings=settings,
+            mode=mode,
+            pool=pool,
+            models=ModelRepository(pool),
+            admin_keys=admin_keys,
+            temporal=client,
+            bus=bus,
+            eager_start=mode == "serve",
+            temporal_address=temporal_address,
+            temporal_ui_url=ui_url,
+        )
+
+
+async def _database_url(settings: Settings, stack: AsyncExitStack) -> str:
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    postgres = EmbeddedPostgres(settings.data_dir, settings.embedded_postgres_port)
+    await stack.enter_async_context(postgres)
+    logger.info("embedded PostgreSQL is up", extra={"port": postgres.port})
+    return postgres.url
+
+
+async def _temporal_address(settings: Settings, stack: AsyncExitStack) -> tuple[str, str | None]:
+    if settings.temporal_address is not None:
+        return settings.temporal_address, None
+    server = EmbeddedTemporal(
+        settings.data_dir,
+        port=settings.temporal_port,
+        ui_port=settings.temporal_ui_port,
+        ui=settings.temporal_ui,
+        namespace=settings.temporal_namespace,
+    )
+    await stack.enter_async_context(server)
+    logger.info("embedded Temporal is up",
+                extra={"address": server.address, "web_ui": server.ui_url})
+    return server.address, server.ui_url
+
+
+async def _stream_bus(settings: Settings, mode: Mode, stack: AsyncExitStack) -> StreamBus | None:
+    if settings.redis_url is not None:
+        redis = Redis.from_url(settings.redis_url.get_secret_value())
+        stack.push_async_callback(redis.aclose)
+        return RedisStreamBus(redis)
+    if mode == "serve":
+        return InProcessStreamBus()
+    logger.warning("PMP_REDIS_URL is not set: streaming needs it when API and worker "
+                   "run as separate processes; stream requests will answer 503")
+    return None

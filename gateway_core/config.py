@@ -1,0 +1,61 @@
+"""Gateway settings, read once at start-up from PMP_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "pmp-gateway"
+
+
+class Settings(BaseSettings):
+    """Everything the gateway can be told; unset service URLs mean 'embed it'."""
+
+    model_config = SettingsConfigDict(env_prefix="PMP_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    admin_key: SecretStr | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_api_key: SecretStr | None = None
+    temporal_tls: bool = False
+    temporal_task_queue: str = "pmp-gateway"
+    temporal_port: int = Field(default=7233, ge=0, le=65535)
+    temporal_ui_port: int = Field(default=8233, ge=0, le=65535)
+    temporal_ui: bool = True
+
+    database_url: SecretStr | None = None
+    database_pool_min: int = Field(default=1, ge=1)
+    database_pool_max: int = Field(default=10, ge=1)
+    embedded_postgres_port: int = Field(default=0, ge=0, le=65535)
+
+    redis_url: SecretStr | None = None
+
+    upstream_connect_timeout_s: float = Field(default=10.0, gt=0)
+    upstream_max_connections: int = Field(default=200, ge=1)
+    default_max_retries: int = Field(default=2, ge=0, le=10)
+    default_timeout_ms: int = Field(default=120_000, gt=0)
+    stream_heartbeat_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def embeds_temporal(self) -> bool:
+        return self.temporal_address is None
+
+    @property
+    def embeds_postgres(self) -> bool:
+        return self.database_url is None

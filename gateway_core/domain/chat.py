@@ -1,0 +1,59 @@
+"""Chat inputs and outputs as they travel through workflows and activities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway_core.domain.models import CredentialRef, ModelParams
+
+
+class ResolvedModel(BaseModel):
+    """A model as one run sees it: configuration and version, never a secret."""
+
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    id: str
+    version: int
+    provider: str
+    upstream_model: str
+    base_url: str | None = None
+    credential: CredentialRef | None = None
+    defaults: ModelParams = Field(default_factory=ModelParams)
+
+
+class ChainStep(BaseModel):
+    """One step of a chain: a model with its retry budget and latency limit."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: ResolvedModel
+    max_retries: int = 2
+    max_latency_ms: int = 120_000
+
+
+class ChatWorkflowInput(BaseModel):
+    """Everything ChatWorkflow needs; `body` is the OpenAI request minus `model`."""
+
+    steps: list[ChainStep]
+    body: dict[str, Any]
+    stream: bool = False
+    request_id: str | None = None
+
+
+class ProviderCallInput(BaseModel):
+    """Input of one provider-call activity."""
+
+    model: ResolvedModel
+    body: dict[str, Any]
+    stream_key: str | None = None
+    request_id: str | None = None
+
+
+class ChatResult(BaseModel):
+    """What a chat run returns: the OpenAI response plus who served it."""
+
+    response: dict[str, Any]
+    served_by: str
+    steps_tried: int = 1

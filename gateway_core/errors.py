@@ -1,0 +1,164 @@
+"""The one hierarchy of domain errors; HTTP and Temporal mappings live at the edges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway reports to a caller."""
+
+    status_code = 500
+    error_type = "server_error"
+    default_code: str | None = None
+
+    def __init__(
+        self, message: str, *, param: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.default_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "type": self.error_type,
+            "param": self.param,
+            "code": self.code,
+        }
+
+
+class InvalidRequestError(GatewayError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class AuthenticationError(GatewayError):
+    status_code = 401
+    error_type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDeniedError(GatewayError):
+    status_code = 403
+    error_type = "permission_error"
+
+
+class NotFoundError(GatewayError):
+    status_code = 404
+    error_type = "not_found_error"
+
+
+class ModelNotFoundError(NotFoundError):
+    default_code = "model_not_found"
+
+
+class ConflictError(GatewayError):
+    status_code = 409
+    error_type = "conflict_error"
+
+
+class ServiceUnavailableError(GatewayError):
+    status_code = 503
+    error_type = "service_unavailable"
+
+
+class ConfigurationError(GatewayError):
+    """The gateway itself is misconfigured (missing credential, unknown provider)."""
+
+    status_code = 500
+    error_type = "configuration_error"
+
+
+class UpstreamError(GatewayError):
+    """A provider call failed; `retryable` says whether another attempt may succeed."""
+
+    status_code = 502
+    error_type = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        upstream_status: int | None = None,
+        retry_after_s: float | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, param=param)
+        self.retryable = retryable
+        self.upstream_status = upstream_status
+        self.retry_after_s = retry_after_s
+
+
+class UpstreamBadRequestError(UpstreamError):
+    """The upstream refused the request itself; every retry would fail the same way."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class UpstreamRateLimitError(UpstreamError):
+    status_code = 429
+    error_type = "rate_limit_error"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status_code = 504
+    error_type = "timeout_error"
+
+
+class StreamInterruptedError(UpstreamError):
+    """The upstream stream broke after text reached the client; retrying would repeat it."""
+
+    error_type = "upstream_error"
+    default_code = "stream_interrupted"
+
+
+_ERROR_TYPES: dict[str, type[GatewayError]] = {
+    cls.__name__: cls
+    for cls in (
+        GatewayError,
+        InvalidRequestError,
+        AuthenticationError,
+        PermissionDeniedError,
+        NotFoundError,
+        ModelNotFoundError,
+        ConflictError,
+        ServiceUnavailableError,
+        ConfigurationError,
+        UpstreamError,
+        UpstreamBadRequestError,
+        UpstreamRateLimitError,
+        UpstreamTimeoutError,
+        StreamInterruptedError,
+    )
+}
+
+
+def error_to_payload(error: GatewayError) -> dict[str, Any]:
+    """Serialise an error so it can cross a process boundary (Temporal failure details)."""
+    payload = {"kind": type(error).__name__, **error.to_dict()}
+    if isinstance(error, UpstreamError):
+        payload["retryable"] = error.retryable
+        payload["upstream_status"] = error.upstream_status
+        payload["retry_after_s"] = error.retry_after_s
+    return payload
+
+
+def error_from_payload(payload: dict[str, Any]) -> GatewayError:
+    """Rebuild the error that `error_to_payload` serialised."""
+    cls = _ERROR_TYPES.get(str(payload.get("kind")), GatewayError)
+    message = str(payload.get("message", "upstream call failed"))
+    if issubclass(cls, UpstreamError):
+        return cls(
+            message,
+            retryable=bool(payload.get("retryable", False)),
+            upstream_status=payload.get("upstream_status"),
+            retry_after_s=payload.get("retry_after_s"),
+            code=payload.get("code"),
+            param=payload.get("param"),
+        )
+    return cls(message, code=payload.get("code"), param=payload.get("param"))

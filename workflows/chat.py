@@ -1,0 +1,118 @@
+"""ChatWorkflow: walks a chain of model steps, each one activity with its retry budget."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TimeoutError,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from gateway_core.domain.chat import (
+        ChainStep,
+        ChatResult,
+        ChatWorkflowInput,
+        ProviderCallInput,
+    )
+
+COMPLETE_ACTIVITY = "chat_complete"
+STREAM_ACTIVITY = "chat_stream"
+
+# Errors that fail the same way on every model: end the chain instead of walking it.
+CHAIN_ENDING_ERRORS = ("UpstreamBadRequestError", "StreamInterruptedError", "InvalidRequestError")
+NON_RETRYABLE_ERRORS = [*CHAIN_ENDING_ERRORS, "ConfigurationError"]
+
+
+def _retry_policy(step: ChainStep) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=step.max_retries + 1,
+        non_retryable_error_types=NON_RETRYABLE_ERRORS,
+    )
+
+
+def _failure_payload(error: ActivityError) -> dict[str, Any]:
+    """The gateway error behind an activity failure, as a serialisable payload."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.details:
+        detail = cause.details[0]
+        if isinstance(detail, dict):
+            return detail
+    if isinstance(cause, TimeoutError):
+        return {
+            "kind": "UpstreamTimeoutError",
+            "message": "upstream did not answer within the step's latency limit",
+            "retryable": True,
+            "code": "upstream_timeout",
+        }
+    message = str(cause) if cause is not None else str(error)
+    return {"kind": "UpstreamError", "message": message, "retryable": False}
+
+
+@workflow.defn(name="ChatWorkflow")
+class ChatWorkflow:
+    """One chat completion run; plain calls use a local activity, streams a regular one."""
+
+    def __init__(self) -> None:
+        self._attempted: list[str] = []
+
+    @workflow.run
+    async def run(self, inp: ChatWorkflowInput) -> ChatResult:
+        if not inp.steps:
+            raise ApplicationError("chain has no steps", type="InvalidRequestError",
+                                   non_retryable=True)
+        failure: dict[str, Any] = {}
+        for step in inp.steps:
+            self._attempted.append(step.model.id)
+            call = ProviderCallInput(model=step.model, body=inp.body, request_id=inp.request_id)
+            try:
+                response = await self._call(step, call, inp.stream)
+            except ActivityError as error:
+                if isinstance(error.cause, CancelledError):
+                    raise
+                failure = _failure_payload(error)
+                if failure.get("kind") in CHAIN_ENDING_ERRORS:
+                    break
+                continue
+            return ChatResult(
+                response=response, served_by=step.model.id, steps_tried=len(self._attempted)
+            )
+        raise ApplicationError(
+            str(failure.get("message", "all chain steps failed")),
+            failure,
+            type=str(failure.get("kind", "UpstreamError")),
+            non_retryable=True,
+        )
+
+    async def _call(
+        self, step: ChainStep, call: ProviderCallInput, stream: bool
+    ) -> dict[str, Any]:
+        latency = timedelta(milliseconds=step.max_latency_ms)
+        if stream:
+            streamed = call.model_copy(update={"stream_key": workflow.info().workflow_id})
+            result: dict[str, Any] = await workflow.execute_activity(
+                STREAM_ACTIVITY,
+                streamed,
+                start_to_close_timeout=latency,
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=_retry_policy(step),
+                result_type=dict,
+            )
+            return result
+        result = await workflow.execute_local_activity(
+            COMPLETE_ACTIVITY,
+            call,
+            start_to_close_timeout=latency,
+            retry_policy=_retry_policy(step),
+            result_type=dict,
+        )
+        return result
