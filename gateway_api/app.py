@@ -21,7 +21,6 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if runtime is not None:
-            app.state.runtime = runtime
             yield
             return
         async with open_runtime(settings, mode) as opened:
@@ -39,6 +38,8 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
         redoc_url=None,
     )
     app.state.on_ready = None
+    if runtime is not None:
+        app.state.runtime = runtime
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     for router in (health.router, models.router, chat.router, admin_models.router):

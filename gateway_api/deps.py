@@ -10,7 +10,7 @@ from gateway_api.runtime import Runtime
 from gateway_core.errors import AuthenticationError
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -33,7 +33,7 @@ def presented_key(request: Request) -> str:
     )
 
 
-def require_key(request: Request, runtime: RuntimeDep) -> str:
+async def require_key(request: Request, runtime: RuntimeDep) -> str:
     """Authenticate the caller (for now every valid key is the admin key, see issue 5)."""
     key = presented_key(request)
     if not runtime.admin_keys.verify(key):
@@ -41,8 +41,8 @@ def require_key(request: Request, runtime: RuntimeDep) -> str:
     return "admin"
 
 
-def require_admin(request: Request, runtime: RuntimeDep) -> str:
-    return require_key(request, runtime)
+async def require_admin(request: Request, runtime: RuntimeDep) -> str:
+    return await require_key(request, runtime)
 
 
 CallerDep = Annotated[str, Depends(require_key)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -27,4 +29,7 @@ def build_worker(client: Client, task_queue: str, chat: ChatActivities) -> Worke
         max_concurrent_workflow_tasks=200,
         max_concurrent_activities=500,
         max_concurrent_local_activities=500,
+        # Cancellation reaches an activity only with a heartbeat response: send them often.
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
+        default_heartbeat_throttle_interval=timedelta(seconds=1),
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -105,6 +106,8 @@ class ChatWorkflow:
                 start_to_close_timeout=latency,
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=_retry_policy(step),
+                # The run ends as cancelled only once the upstream request is closed.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 result_type=dict,
             )
             return result

@@ -28,3 +28,70 @@ async def test_plain_completion_returns_upstream_answer_with_usage_and_run_id(
     assert sent.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
     description = await gateway.runtime.temporal.get_workflow_handle(run_id).describe()
     assert description.workflow_type == "ChatWorkflow"
+
+
+async def test_stream_relays_chunks_in_openai_format_ending_with_done(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    await gateway.add_model("fast-chat", upstream)
+    client = gateway.openai()
+    stream = await client.chat.completions.create(
+        model="fast-chat", messages=[{"role": "user", "content": "one two three"}], stream=True
+    )
+    pieces = [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
+    assert "".join(pieces) == "echo: one two three"
+    assert len(pieces) > 3
+    # The caller did not ask for usage, so no usage chunk reaches it.
+    async with gateway.admin.stream(
+        "POST", "/v1/chat/completions",
+        json={"model": "fast-chat", "stream": True,
+              "messages": [{"role": "user", "content": "a b"}]},
+    ) as response:
+        lines = [line async for line in response.aiter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    assert all(line.startswith("data: ") for line in lines)
+    assert not any('"usage":{' in line for line in lines)
+
+
+async def test_stream_with_include_usage_ends_with_a_usage_chunk(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    await gateway.add_model("fast-chat", upstream)
+    client = gateway.openai()
+    stream = await client.chat.completions.create(
+        model="fast-chat", messages=[{"role": "user", "content": "count me"}], stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
+
+
+async def test_stream_result_is_recorded_in_the_run_history(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    await gateway.add_model("fast-chat", upstream)
+    client = gateway.openai()
+    raw = await client.chat.completions.with_raw_response.create(
+        model="fast-chat", messages=[{"role": "user", "content": "remember this"}], stream=True
+    )
+    run_id = raw.headers["x-pmp-run-id"]
+    async for _chunk in raw.parse():
+        pass
+    handle = gateway.runtime.temporal.get_workflow_handle(run_id)
+    result = await handle.result()
+    assert result["response"]["choices"][0]["message"]["content"] == "echo: remember this"
+    assert result["response"]["usage"]["completion_tokens"] == 3
+    history = await handle.fetch_history()
+    assert UPSTREAM_KEY not in history.to_json()
+
+
+async def test_unknown_model_is_404_in_openai_shape(gateway: Gateway) -> None:
+    client = gateway.openai()
+    with pytest.raises(openai.NotFoundError) as caught:
+        await client.chat.completions.create(
+            model="nope", messages=[{"role": "user", "content": "hi"}]
+        )
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["code"] == "model_not_found" and error["param"] == "model"
