@@ -34,7 +34,7 @@ def error_body(message: str, error_type: str, param: str | None = None,
 
 
 def gateway_error_response(error: GatewayError) -> JSONResponse:
-    headers: dict[str, str] = {}
+    headers = dict(error.headers)
     if error.status_code == 401:
         headers["www-authenticate"] = "Bearer"
     if isinstance(error, UpstreamError) and error.retry_after_s and error.status_code == 429:

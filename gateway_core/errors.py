@@ -19,6 +19,7 @@ class GatewayError(Exception):
         self.message = message
         self.param = param
         self.code = code or self.default_code
+        self.headers: dict[str, str] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return {

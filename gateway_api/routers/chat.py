@@ -14,7 +14,10 @@ from gateway_api.chat_runs import (
     run_to_completion,
 )
 from gateway_api.deps import CallerDep, RuntimeDep
+from gateway_api.runtime import Runtime
 from gateway_api.schemas import ChatCompletionRequest
+from gateway_core.domain.chat import ChainStep
+from gateway_core.errors import GatewayError
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -25,6 +28,15 @@ async def create_chat_completion(
 ) -> Response:
     steps = await resolve_steps(runtime, request.model)
     run_id = new_run_id()
+    try:
+        return await _run(request, runtime, run_id, steps)
+    except GatewayError as error:
+        error.headers["x-pmp-run-id"] = run_id
+        raise
+
+
+async def _run(request: ChatCompletionRequest, runtime: Runtime, run_id: str,
+               steps: list[ChainStep]) -> Response:
     headers = {"x-pmp-run-id": run_id}
     body = request.upstream_body()
     if not request.stream:
