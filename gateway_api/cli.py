@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -43,13 +44,31 @@ def _announce(settings: Settings, runtime: Runtime, port: int) -> None:
     print("\n".join(lines), flush=True)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, except that a stop by SIGINT/SIGTERM ends the process with status 0.
+
+    uvicorn re-raises the captured signal after its graceful shutdown, which turns a
+    requested, clean stop into a death by signal.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 async def _serve_http(settings: Settings, mode: Mode) -> None:
     app = create_app(settings, mode)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_config=None, access_log=False,
         lifespan="on", timeout_graceful_shutdown=10,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
     def on_ready(runtime: Runtime) -> None:
         _announce(settings, runtime, settings.port)
