@@ -9,10 +9,10 @@ from typing import Any
 from temporalio import activity
 
 from activities.errors import to_application_error
+from gateway_core.credentials.base import CredentialResolver
 from gateway_core.domain.chat import ProviderCallInput
 from gateway_core.errors import GatewayError, StreamInterruptedError, UpstreamError
 from gateway_core.providers.registry import ProviderRegistry
-from gateway_core.credentials.base import CredentialResolver
 from gateway_core.streaming.assembler import ChunkAssembler
 from gateway_core.streaming.bus import StreamBus
 

@@ -138,8 +138,9 @@ def serve_upstream(port: int) -> None:
     from tests.fakes.openai_upstream import FakeOpenAI
 
     fake = FakeOpenAI(api_key=UPSTREAM_KEY)
-    uvicorn.run(fake.app, host=HOST, port=port, log_level="warning", access_log=False,
-                lifespan="off")
+    uvicorn.run(
+        fake.app, host=HOST, port=port, log_level="warning", access_log=False, lifespan="off"
+    )
 
 
 def start_upstream(procs: Processes) -> str:
@@ -147,15 +148,17 @@ def start_upstream(procs: Processes) -> str:
     log = (procs.workdir / "upstream.log").open("wb")
     procs.upstream = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--serve-upstream", str(port)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     log.close()
     wait_for_tcp(port, procs.upstream, 30.0, "fake upstream")
     return f"http://{HOST}:{port}"
 
 
-def wait_for_tcp(port: int, process: subprocess.Popen[bytes], timeout_s: float,
-                 what: str) -> None:
+def wait_for_tcp(port: int, process: subprocess.Popen[bytes], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -177,17 +180,19 @@ def gateway_command() -> list[str]:
 
 def gateway_env(workdir: Path, port: int) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PMP_")}
-    env.update({
-        "PMP_DATA_DIR": str(workdir / "data"),
-        "PMP_HOST": HOST,
-        "PMP_PORT": str(port),
-        "PMP_TEMPORAL_PORT": str(free_port()),
-        "PMP_TEMPORAL_UI_PORT": str(free_port()),
-        "PMP_TEMPORAL_UI": "false",
-        "PMP_ADMIN_KEY": ADMIN_KEY,
-        "PMP_LOG_LEVEL": "WARNING",
-        UPSTREAM_KEY_ENV: UPSTREAM_KEY,
-    })
+    env.update(
+        {
+            "PMP_DATA_DIR": str(workdir / "data"),
+            "PMP_HOST": HOST,
+            "PMP_PORT": str(port),
+            "PMP_TEMPORAL_PORT": str(free_port()),
+            "PMP_TEMPORAL_UI_PORT": str(free_port()),
+            "PMP_TEMPORAL_UI": "false",
+            "PMP_ADMIN_KEY": ADMIN_KEY,
+            "PMP_LOG_LEVEL": "WARNING",
+            UPSTREAM_KEY_ENV: UPSTREAM_KEY,
+        }
+    )
     return env
 
 
@@ -195,8 +200,13 @@ def start_gateway(procs: Processes) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
     log = procs.gateway_log.open("wb")
     procs.gateway = subprocess.Popen(
-        gateway_command(), env=gateway_env(procs.workdir, port), cwd=procs.workdir,
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        gateway_command(),
+        env=gateway_env(procs.workdir, port),
+        cwd=procs.workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     log.close()
     return f"http://{HOST}:{port}", procs.gateway
@@ -209,8 +219,7 @@ def stop_process(process: subprocess.Popen[bytes] | None, what: str, timeout_s: 
     try:
         code = process.wait(timeout_s)
     except subprocess.TimeoutExpired:
-        print(f"warning: {what} ignored SIGTERM for {timeout_s:.0f} s; killing it",
-              file=sys.stderr)
+        print(f"warning: {what} ignored SIGTERM for {timeout_s:.0f} s; killing it", file=sys.stderr)
         process.kill()
         code = process.wait()
     if code not in (0, -signal.SIGTERM):
@@ -227,15 +236,19 @@ def log_problems(path: Path) -> list[str]:
     if not path.exists():
         return []
     markers = ("ERROR", "CRITICAL", "Traceback", "Exception")
-    return [line for line in path.read_text(errors="replace").splitlines()
-            if any(marker in line for marker in markers)]
+    return [
+        line
+        for line in path.read_text(errors="replace").splitlines()
+        if any(marker in line for marker in markers)
+    ]
 
 
 # --------------------------------------------------------------------------- gateway set-up
 
 
-async def wait_ready(client: httpx.AsyncClient, base_url: str,
-                     process: subprocess.Popen[bytes]) -> float:
+async def wait_ready(
+    client: httpx.AsyncClient, base_url: str, process: subprocess.Popen[bytes]
+) -> float:
     started = time.monotonic()
     last = "no answer yet"
     while time.monotonic() - started < READY_TIMEOUT_S:
@@ -254,15 +267,19 @@ async def wait_ready(client: httpx.AsyncClient, base_url: str,
 
 async def create_model(client: httpx.AsyncClient, gateway_url: str, upstream_url: str) -> None:
     body = {
-        "id": MODEL_ID, "provider": "openai", "model": UPSTREAM_MODEL,
+        "id": MODEL_ID,
+        "provider": "openai",
+        "model": UPSTREAM_MODEL,
         "base_url": f"{upstream_url}/v1",
         "credential": {"source": "env", "name": UPSTREAM_KEY_ENV},
     }
-    response = await client.post(f"{gateway_url}/admin/models", json=body,
-                                 headers={"authorization": f"Bearer {ADMIN_KEY}"})
+    response = await client.post(
+        f"{gateway_url}/admin/models", json=body, headers={"authorization": f"Bearer {ADMIN_KEY}"}
+    )
     if response.status_code != 201:
         raise StartupError(
-            f"POST /admin/models answered {response.status_code}: {response.text[:500]}")
+            f"POST /admin/models answered {response.status_code}: {response.text[:500]}"
+        )
 
 
 # --------------------------------------------------------------------------- requests
@@ -312,8 +329,9 @@ def stream_sender(client: httpx.AsyncClient, target: Target) -> Send:
     async def send() -> float:
         started = time.perf_counter()
         first: float | None = None
-        async with client.stream("POST", target.chat_url, json=body,
-                                 headers=target.headers) as response:
+        async with client.stream(
+            "POST", target.chat_url, json=body, headers=target.headers
+        ) as response:
             if response.status_code != 200:
                 text = (await response.aread()).decode(errors="replace")
                 raise RequestFailed(f"HTTP {response.status_code}: {text[:200]}")
@@ -327,8 +345,9 @@ def stream_sender(client: httpx.AsyncClient, target: Target) -> Send:
     return send
 
 
-async def run_phase(label: str, send: Send, count: int, concurrency: int,
-                    time_limit_s: float) -> Phase:
+async def run_phase(
+    label: str, send: Send, count: int, concurrency: int, time_limit_s: float
+) -> Phase:
     """Send `count` requests with `concurrency` in flight; stop early at the time limit."""
     phase = Phase(label, count)
     remaining = count
@@ -362,8 +381,9 @@ class Plan:
     time_limit_s: float
 
 
-async def measure(client: httpx.AsyncClient, direct: Target, gateway: Target,
-                  plan: Plan) -> list[Phase]:
+async def measure(
+    client: httpx.AsyncClient, direct: Target, gateway: Target, plan: Plan
+) -> list[Phase]:
     phases: list[Phase] = []
     senders = {t.name: plain_sender(client, t) for t in (direct, gateway)}
     streamers = {t.name: stream_sender(client, t) for t in (direct, gateway)}
@@ -374,10 +394,14 @@ async def measure(client: httpx.AsyncClient, direct: Target, gateway: Target,
         phases.append(await run_phase(f"{name} c=1", send, plan.serial, 1, limit))
     for name, send in senders.items():
         burst = 2 * plan.concurrency
-        phases.append(await run_phase(f"warm-up {name} burst", send, burst,
-                                      plan.concurrency, limit))
-        phases.append(await run_phase(f"{name} c={plan.concurrency}", send, plan.concurrent,
-                                      plan.concurrency, limit))
+        phases.append(
+            await run_phase(f"warm-up {name} burst", send, burst, plan.concurrency, limit)
+        )
+        phases.append(
+            await run_phase(
+                f"{name} c={plan.concurrency}", send, plan.concurrent, plan.concurrency, limit
+            )
+        )
     for name, send in streamers.items():
         phases.append(await run_phase(f"warm-up {name} stream", send, 10, 1, limit))
         phases.append(await run_phase(f"{name} stream TTFT c=1", send, plan.stream, 1, limit))
@@ -389,15 +413,16 @@ def fmt(value: float, digits: int = 2) -> str:
 
 
 def print_table(phases: list[Phase]) -> None:
-    print(f"{'phase':<28}{'done/asked':>12}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}"
-          f"{'errors':>8}")
+    print(f"{'phase':<28}{'done/asked':>12}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'errors':>8}")
     print("-" * 78)
     for phase in phases:
         if phase.label.startswith("warm-up"):
             continue
-        print(f"{phase.label:<28}{f'{phase.done}/{phase.requested}':>12}"
-              f"{fmt(phase.percentile(0.5)):>10}{fmt(phase.percentile(0.99)):>10}"
-              f"{fmt(phase.rps, 1):>10}{sum(phase.errors.values()):>8}")
+        print(
+            f"{phase.label:<28}{f'{phase.done}/{phase.requested}':>12}"
+            f"{fmt(phase.percentile(0.5)):>10}{fmt(phase.percentile(0.99)):>10}"
+            f"{fmt(phase.rps, 1):>10}{sum(phase.errors.values()):>8}"
+        )
 
 
 def verdict(ok: bool) -> str:
@@ -414,18 +439,28 @@ def print_targets(by_label: dict[str, Phase], concurrency: int) -> None:
     ttft_overhead = sgateway.percentile(0.5) - sdirect.percentile(0.5)
     print()
     print(f"p50 overhead at c=1:        {fmt(overhead)} ms  (gateway/direct p50 = {fmt(ratio)}x)")
-    print(f"p99 overhead at c=1:        "
-          f"{fmt(gateway1.percentile(0.99) - direct1.percentile(0.99))} ms")
-    print(f"throughput at c={concurrency}:        {fmt(gatewayn.rps, 1)} req/s "
-          f"(gateway/direct = {fmt(gatewayn.rps / directn.rps, 3)})")
-    print(f"stream TTFT p50 overhead:   {fmt(ttft_overhead)} ms  "
-          f"(gateway/direct = {fmt(sgateway.percentile(0.5) / sdirect.percentile(0.5))}x)")
+    print(
+        f"p99 overhead at c=1:        "
+        f"{fmt(gateway1.percentile(0.99) - direct1.percentile(0.99))} ms"
+    )
+    print(
+        f"throughput at c={concurrency}:        {fmt(gatewayn.rps, 1)} req/s "
+        f"(gateway/direct = {fmt(gatewayn.rps / directn.rps, 3)})"
+    )
+    print(
+        f"stream TTFT p50 overhead:   {fmt(ttft_overhead)} ms  "
+        f"(gateway/direct = {fmt(sgateway.percentile(0.5) / sdirect.percentile(0.5))}x)"
+    )
     print()
     print("Targets")
-    print(f"  p50 overhead at concurrency 1 <= {TARGET_OVERHEAD_MS:.0f} ms: "
-          f"{fmt(overhead)} ms -> {verdict(overhead <= TARGET_OVERHEAD_MS)}")
-    print(f"  >= {TARGET_RPS:.0f} req/s at concurrency {concurrency}: "
-          f"{fmt(gatewayn.rps, 1)} req/s -> {verdict(gatewayn.rps >= TARGET_RPS)}")
+    print(
+        f"  p50 overhead at concurrency 1 <= {TARGET_OVERHEAD_MS:.0f} ms: "
+        f"{fmt(overhead)} ms -> {verdict(overhead <= TARGET_OVERHEAD_MS)}"
+    )
+    print(
+        f"  >= {TARGET_RPS:.0f} req/s at concurrency {concurrency}: "
+        f"{fmt(gatewayn.rps, 1)} req/s -> {verdict(gatewayn.rps >= TARGET_RPS)}"
+    )
 
 
 def print_errors(phases: list[Phase]) -> int:
@@ -435,15 +470,19 @@ def print_errors(phases: list[Phase]) -> int:
             print(f"  error in {phase.label}: {count} x {message}")
         total += sum(phase.errors.values())
         if phase.done + sum(phase.errors.values()) < phase.requested:
-            print(f"  note: {phase.label} hit the time limit after "
-                  f"{phase.done + sum(phase.errors.values())} of {phase.requested} requests")
+            print(
+                f"  note: {phase.label} hit the time limit after "
+                f"{phase.done + sum(phase.errors.values())} of {phase.requested} requests"
+            )
     return total
 
 
-async def benchmark(plan: Plan, upstream_url: str, gateway_url: str,
-                    gateway_process: subprocess.Popen[bytes]) -> int:
-    limits = httpx.Limits(max_connections=plan.concurrency * 2,
-                          max_keepalive_connections=plan.concurrency * 2)
+async def benchmark(
+    plan: Plan, upstream_url: str, gateway_url: str, gateway_process: subprocess.Popen[bytes]
+) -> int:
+    limits = httpx.Limits(
+        max_connections=plan.concurrency * 2, max_keepalive_connections=plan.concurrency * 2
+    )
     timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
         ready_s = await wait_ready(client, gateway_url, gateway_process)
@@ -475,18 +514,35 @@ def shutdown(procs: Processes) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1000,
-                        help="requests per target at the high concurrency (default 1000)")
-    parser.add_argument("--serial-requests", type=int, default=300,
-                        help="requests per target at concurrency 1 (default 300)")
-    parser.add_argument("--stream-requests", type=int, default=100,
-                        help="streaming requests per target at concurrency 1 (default 100)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=1000,
+        help="requests per target at the high concurrency (default 1000)",
+    )
+    parser.add_argument(
+        "--serial-requests",
+        type=int,
+        default=300,
+        help="requests per target at concurrency 1 (default 300)",
+    )
+    parser.add_argument(
+        "--stream-requests",
+        type=int,
+        default=100,
+        help="streaming requests per target at concurrency 1 (default 100)",
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--time-limit", type=float, default=60.0,
-                        help="seconds after which a phase stops sending (default 60)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary dir (logs, data) and print its path")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=60.0,
+        help="seconds after which a phase stops sending (default 60)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary dir (logs, data) and print its path"
+    )
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -496,16 +552,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_upstream is not None:
         serve_upstream(args.serve_upstream)
         return 0
-    plan = Plan(args.warmup, args.serial_requests, args.requests, args.concurrency,
-                args.stream_requests, args.time_limit)
+    plan = Plan(
+        args.warmup,
+        args.serial_requests,
+        args.requests,
+        args.concurrency,
+        args.stream_requests,
+        args.time_limit,
+    )
     procs = Processes(Path(tempfile.mkdtemp(prefix="pmp-bench-")))
     try:
         upstream_url = start_upstream(procs)
         gateway_url, gateway_process = start_gateway(procs)
         return asyncio.run(benchmark(plan, upstream_url, gateway_url, gateway_process))
     except StartupError as exc:
-        print(f"start-up failed: {exc}\n--- gateway log tail ---\n{log_tail(procs.gateway_log)}",
-              file=sys.stderr)
+        print(
+            f"start-up failed: {exc}\n--- gateway log tail ---\n{log_tail(procs.gateway_log)}",
+            file=sys.stderr,
+        )
         return 2
     finally:
         shutdown(procs)

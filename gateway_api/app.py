@@ -14,8 +14,7 @@ from gateway_api.runtime import Mode, Runtime, open_runtime
 from gateway_core.config import Settings
 
 
-def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None = None
-               ) -> FastAPI:
+def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None = None) -> FastAPI:
     """Build the app; with `runtime` given (tests), the caller owns its lifetime."""
 
     @asynccontextmanager

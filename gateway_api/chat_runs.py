@@ -38,7 +38,7 @@ def new_run_id() -> str:
 async def resolve_steps(runtime: Runtime, model_name: str) -> list[ChainStep]:
     """A model name becomes a chain; a plain model is a chain of one step."""
     try:
-        model = await runtime.models.get(model_name)
+        model = await runtime.model_cache.get(model_name)
     except ModelNotFoundError:
         raise ModelNotFoundError(
             f"The model `{model_name}` does not exist or you do not have access to it.",
@@ -47,31 +47,40 @@ async def resolve_steps(runtime: Runtime, model_name: str) -> list[ChainStep]:
     if not model.enabled:
         raise ModelNotFoundError(f"The model `{model_name}` is disabled.", param="model")
     settings = runtime.settings
-    return [ChainStep(model=_resolved(model), max_retries=settings.default_max_retries,
-                      max_latency_ms=settings.default_timeout_ms)]
+    return [
+        ChainStep(
+            model=_resolved(model),
+            max_retries=settings.default_max_retries,
+            max_latency_ms=settings.default_timeout_ms,
+        )
+    ]
 
 
 def _resolved(model: Model) -> ResolvedModel:
     return ResolvedModel(
-        id=model.id, version=model.version, provider=model.provider,
-        upstream_model=model.model, base_url=model.base_url,
-        credential=model.credential, defaults=model.config,
+        id=model.id,
+        version=model.version,
+        provider=model.provider,
+        upstream_model=model.model,
+        base_url=model.base_url,
+        credential=model.credential,
+        defaults=model.config,
     )
 
 
 def failure_to_error(failure: WorkflowFailureError) -> GatewayError:
     """The gateway error a failed run carries (see workflows.chat and activities.errors)."""
     cause = failure.cause
-    if isinstance(cause, ApplicationError) and cause.details and isinstance(
-            cause.details[0], dict):
+    if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
         return error_from_payload(cause.details[0])
     if isinstance(cause, CancelledError):
         return UpstreamError("the run was cancelled", retryable=False, code="cancelled")
     return UpstreamError(f"the run failed: {cause or failure}", retryable=False)
 
 
-async def start_run(runtime: Runtime, run_id: str, steps: list[ChainStep],
-                    body: dict[str, Any], stream: bool) -> WorkflowHandle[Any, ChatResult]:
+async def start_run(
+    runtime: Runtime, run_id: str, steps: list[ChainStep], body: dict[str, Any], stream: bool
+) -> WorkflowHandle[Any, ChatResult]:
     workflow_input = ChatWorkflowInput(
         steps=steps, body=body, stream=stream, request_id=request_id_var.get()
     )
@@ -85,8 +94,9 @@ async def start_run(runtime: Runtime, run_id: str, steps: list[ChainStep],
     )
 
 
-async def run_to_completion(runtime: Runtime, run_id: str, steps: list[ChainStep],
-                            body: dict[str, Any]) -> ChatResult:
+async def run_to_completion(
+    runtime: Runtime, run_id: str, steps: list[ChainStep], body: dict[str, Any]
+) -> ChatResult:
     handle = await start_run(runtime, run_id, steps, body, stream=False)
     try:
         return await handle.result()
@@ -98,7 +108,7 @@ def _cancel_in_background(handle: WorkflowHandle[Any, Any]) -> None:
     async def cancel() -> None:
         try:
             await handle.cancel()
-        except Exception as exc:  # the run may have finished meanwhile  # noqa: BLE001
+        except Exception as exc:  # the run may have finished meanwhile
             logger.debug("cancel after disconnect failed", extra={"error": str(exc)})
 
     task = asyncio.create_task(cancel())
@@ -141,7 +151,8 @@ class StreamRelay:
         assert self._events is not None and self._result is not None
         if self._next is None:
             self._next = asyncio.ensure_future(anext(self._events))
-        await asyncio.wait({self._next, self._result}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {self._next, self._result}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if self._next.done():
             event, self._next = self._next.result(), None
             return event
@@ -181,8 +192,11 @@ class StreamRelay:
         if self._next is not None:
             self._next.cancel()
             self._next = None
-        if self._handle is not None and not self._finished and (
-                self._result is None or not self._result.done()):
+        if (
+            self._handle is not None
+            and not self._finished
+            and (self._result is None or not self._result.done())
+        ):
             _cancel_in_background(self._handle)
         if self._result is not None and not self._result.done():
             self._result.cancel()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+import uvloop
 
 from gateway_api.app import create_app
 from gateway_api.runtime import Mode, Runtime, open_runtime
@@ -25,7 +26,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         for key, value in {"host": args.host, "port": args.port, "data_dir": args.data_dir}.items()
         if value is not None
     }
-    return Settings(**overrides)  # type: ignore[arg-type]
+    return Settings(**overrides)
 
 
 def _announce(settings: Settings, runtime: Runtime, port: int) -> None:
@@ -53,8 +54,9 @@ class _Server(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        previous = {sig: signal.signal(sig, self.handle_exit)
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             yield
         finally:
@@ -65,8 +67,13 @@ class _Server(uvicorn.Server):
 async def _serve_http(settings: Settings, mode: Mode) -> None:
     app = create_app(settings, mode)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-        lifespan="on", timeout_graceful_shutdown=10,
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
     )
     server = _Server(config)
 
@@ -85,8 +92,10 @@ async def _run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_runtime(settings, "worker") as runtime:
-        print(f"PMP worker polling {settings.temporal_task_queue} on "
-              f"{runtime.temporal_address}", flush=True)
+        print(
+            f"PMP worker polling {settings.temporal_task_queue} on {runtime.temporal_address}",
+            flush=True,
+        )
         await stop.wait()
 
 
@@ -110,11 +119,14 @@ def main(argv: list[str] | None = None) -> None:
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        if args.command == "worker":
-            asyncio.run(_run_worker(settings))
-        else:
-            asyncio.run(_serve_http(settings, args.command))
+    main_coroutine = (
+        _run_worker(settings) if args.command == "worker" else _serve_http(settings, args.command)
+    )
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
+        runner.run(main_coroutine)
     sys.exit(0)
 
 

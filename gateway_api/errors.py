@@ -28,8 +28,9 @@ _STATUS_TYPES = {
 }
 
 
-def error_body(message: str, error_type: str, param: str | None = None,
-               code: str | None = None) -> dict[str, Any]:
+def error_body(
+    message: str, error_type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
@@ -39,8 +40,7 @@ def gateway_error_response(error: GatewayError) -> JSONResponse:
         headers["www-authenticate"] = "Bearer"
     if isinstance(error, UpstreamError) and error.retry_after_s and error.status_code == 429:
         headers["retry-after"] = str(max(1, round(error.retry_after_s)))
-    return JSONResponse({"error": error.to_dict()}, status_code=error.status_code,
-                        headers=headers)
+    return JSONResponse({"error": error.to_dict()}, status_code=error.status_code, headers=headers)
 
 
 def _field_path(location: tuple[Any, ...] | list[Any]) -> str | None:
@@ -58,14 +58,22 @@ def _validation_response(error: RequestValidationError) -> JSONResponse:
     first = problems[0] if problems else {}
     if first.get("type") == "json_invalid":
         return JSONResponse(
-            error_body(f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}"
-                       .rstrip(": "), "invalid_request_error", code="invalid_json"),
+            error_body(
+                f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".rstrip(
+                    ": "
+                ),
+                "invalid_request_error",
+                code="invalid_json",
+            ),
             status_code=400,
         )
     if first.get("type") == "model_attributes_type" and tuple(first.get("loc", ())) == ("body",):
         return JSONResponse(
-            error_body("request body must be a JSON object (Content-Type: application/json)",
-                       "invalid_request_error", code="invalid_json"),
+            error_body(
+                "request body must be a JSON object (Content-Type: application/json)",
+                "invalid_request_error",
+                code="invalid_json",
+            ),
             status_code=400,
         )
     messages = []
@@ -73,8 +81,12 @@ def _validation_response(error: RequestValidationError) -> JSONResponse:
         field = _field_path(problem.get("loc", ())) or "body"
         messages.append(f"{field}: {problem.get('msg', 'invalid')}")
     return JSONResponse(
-        error_body("; ".join(messages), "invalid_request_error",
-                   param=_field_path(first.get("loc", ())), code="invalid_value"),
+        error_body(
+            "; ".join(messages),
+            "invalid_request_error",
+            param=_field_path(first.get("loc", ())),
+            code="invalid_value",
+        ),
         status_code=400,
     )
 
@@ -85,8 +97,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_gateway_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
         if exc.status_code >= 500:
-            logger.warning("request failed", extra={"error": exc.message,
-                                                    "status": exc.status_code})
+            logger.warning(
+                "request failed", extra={"error": exc.message, "status": exc.status_code}
+            )
         return gateway_error_response(exc)
 
     async def on_validation_error(_request: Request, exc: Exception) -> Response:
@@ -96,8 +109,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         error_type = _STATUS_TYPES.get(exc.status_code, "server_error")
-        return JSONResponse(error_body(str(exc.detail), error_type), status_code=exc.status_code,
-                            headers=exc.headers)
+        return JSONResponse(
+            error_body(str(exc.detail), error_type),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     async def on_unexpected(_request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error", exc_info=exc)

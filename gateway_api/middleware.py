@@ -44,8 +44,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             logger.info(
-                "%s %s %s", scope["method"], scope["path"], status,
-                extra={"status": status,
-                       "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
             )
             request_id_var.reset(token)

@@ -22,6 +22,7 @@ from gateway_core.credentials.base import CredentialResolver
 from gateway_core.providers.registry import ProviderRegistry, build_http_client
 from gateway_core.storage.database import Pool, migrate, open_pool
 from gateway_core.storage.embedded import EmbeddedPostgres
+from gateway_core.storage.model_cache import ModelCache
 from gateway_core.storage.models import ModelRepository
 from gateway_core.streaming.bus import InProcessStreamBus, RedisStreamBus, StreamBus
 from temporal_workers.client import connect_client
@@ -41,6 +42,7 @@ class Runtime:
     mode: Mode
     pool: Pool
     models: ModelRepository
+    model_cache: ModelCache
     admin_keys: AdminKeys
     temporal: Client
     bus: StreamBus | None
@@ -85,11 +87,13 @@ async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterato
             worker = build_worker(client, settings.temporal_task_queue, chat)
             await stack.enter_async_context(worker)
 
+        models = ModelRepository(pool)
         yield Runtime(
             settings=settings,
             mode=mode,
             pool=pool,
-            models=ModelRepository(pool),
+            models=models,
+            model_cache=ModelCache(models),
             admin_keys=admin_keys,
             temporal=client,
             bus=bus,
@@ -119,8 +123,9 @@ async def _temporal_address(settings: Settings, stack: AsyncExitStack) -> tuple[
         namespace=settings.temporal_namespace,
     )
     await stack.enter_async_context(server)
-    logger.info("embedded Temporal is up",
-                extra={"address": server.address, "web_ui": server.ui_url})
+    logger.info(
+        "embedded Temporal is up", extra={"address": server.address, "web_ui": server.ui_url}
+    )
     return server.address, server.ui_url
 
 
@@ -131,6 +136,8 @@ async def _stream_bus(settings: Settings, mode: Mode, stack: AsyncExitStack) -> 
         return RedisStreamBus(redis)
     if mode == "serve":
         return InProcessStreamBus()
-    logger.warning("PMP_REDIS_URL is not set: streaming needs it when API and worker "
-                   "run as separate processes; stream requests will answer 503")
+    logger.warning(
+        "PMP_REDIS_URL is not set: streaming needs it when API and worker "
+        "run as separate processes; stream requests will answer 503"
+    )
     return None

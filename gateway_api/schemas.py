@@ -43,8 +43,7 @@ class ChatCompletionRequest(BaseModel):
         if self.stream:
             # Always ask for usage so history and accounting have it; the relay drops
             # the usage chunk again when the caller did not ask for it.
-            body["stream_options"] = {**(body.get("stream_options") or {}),
-                                      "include_usage": True}
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return body
 
 

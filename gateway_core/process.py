@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import os
 import signal
 import socket
 from collections.abc import Callable, Sequence
@@ -14,12 +15,17 @@ from typing import Any
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(sig: int) -> Callable[[], None]:
-    def set_pdeathsig() -> None:
+def _child_setup(sig: int, run_as: tuple[int, int] | None) -> Callable[[], None]:
+    def setup() -> None:
+        if run_as is not None:
+            # Drop privileges first: changing credentials clears the death signal.
+            os.setgroups([])
+            os.setgid(run_as[1])
+            os.setuid(run_as[0])
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, sig)
 
-    return set_pdeathsig
+    return setup
 
 
 async def spawn(
@@ -27,6 +33,7 @@ async def spawn(
     *,
     log_path: Path,
     death_signal: int = signal.SIGTERM,
+    run_as: tuple[int, int] | None = None,
     **kwargs: Any,
 ) -> asyncio.subprocess.Process:
     """Start a child in its own session (Ctrl-C reaches only us, we stop it in order)."""
@@ -38,7 +45,7 @@ async def spawn(
             stdout=log,
             stderr=log,
             start_new_session=True,
-            preexec_fn=_die_with_parent(death_signal),
+            preexec_fn=_child_setup(death_signal, run_as),
             **kwargs,
         )
     finally:

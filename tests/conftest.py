@@ -90,13 +90,19 @@ class Gateway:
     admin: httpx.AsyncClient
 
     def openai(self, **kwargs: Any) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=f"{self.base_url}/v1", api_key=ADMIN_KEY,
-                                  max_retries=0, **kwargs)
+        return openai.AsyncOpenAI(
+            base_url=f"{self.base_url}/v1", api_key=ADMIN_KEY, max_retries=0, **kwargs
+        )
 
     async def add_model(self, model_id: str, upstream: FakeOpenAI, **fields: Any) -> dict[str, Any]:
-        body = {"id": model_id, "provider": "openai", "model": "gpt-4o-mini",
-                "base_url": upstream.base_url,
-                "credential": {"source": "env", "name": UPSTREAM_KEY_ENV}, **fields}
+        body = {
+            "id": model_id,
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "base_url": upstream.base_url,
+            "credential": {"source": "env", "name": UPSTREAM_KEY_ENV},
+            **fields,
+        }
         response = await self.admin.post("/admin/models", json=body)
         assert response.status_code == 201, response.text
         return dict(response.json())
@@ -113,8 +119,7 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
     async with open_runtime(settings, "serve") as runtime:
         await _truncate(runtime)
         app = create_app(settings, runtime=runtime)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="on")
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         while not server.started:
@@ -123,8 +128,9 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         base_url = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base_url, timeout=30,
-                                     headers={"authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+        async with httpx.AsyncClient(
+            base_url=base_url, timeout=30, headers={"authorization": f"Bearer {ADMIN_KEY}"}
+        ) as admin:
             try:
                 yield Gateway(base_url=base_url, runtime=runtime, admin=admin)
             finally:

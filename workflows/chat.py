@@ -7,13 +7,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.workflow import ActivityCancellationType
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     CancelledError,
     TimeoutError,
 )
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from gateway_core.domain.chat import (
@@ -69,8 +69,9 @@ class ChatWorkflow:
     @workflow.run
     async def run(self, inp: ChatWorkflowInput) -> ChatResult:
         if not inp.steps:
-            raise ApplicationError("chain has no steps", type="InvalidRequestError",
-                                   non_retryable=True)
+            raise ApplicationError(
+                "chain has no steps", type="InvalidRequestError", non_retryable=True
+            )
         failure: dict[str, Any] = {}
         for step in inp.steps:
             self._attempted.append(step.model.id)
@@ -94,9 +95,7 @@ class ChatWorkflow:
             non_retryable=True,
         )
 
-    async def _call(
-        self, step: ChainStep, call: ProviderCallInput, stream: bool
-    ) -> dict[str, Any]:
+    async def _call(self, step: ChainStep, call: ProviderCallInput, stream: bool) -> dict[str, Any]:
         latency = timedelta(milliseconds=step.max_latency_ms)
         if stream:
             streamed = call.model_copy(update={"stream_key": workflow.info().workflow_id})

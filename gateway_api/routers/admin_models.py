@@ -31,7 +31,9 @@ async def list_models(runtime: RuntimeDep, _admin: AdminDep) -> dict[str, object
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_model(body: ModelCreate, runtime: RuntimeDep, _admin: AdminDep) -> Model:
-    return await runtime.models.create(body)
+    created = await runtime.models.create(body)
+    runtime.model_cache.invalidate(body.id)
+    return created
 
 
 @router.get("/{model_id}")
@@ -47,12 +49,15 @@ async def update_model(
     _admin: AdminDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Model:
-    return await runtime.models.update(
+    updated = await runtime.models.update(
         model_id, body, expected_version=_expected_version(if_match)
     )
+    runtime.model_cache.invalidate(model_id)
+    return updated
 
 
 @router.delete("/{model_id}")
 async def delete_model(model_id: str, runtime: RuntimeDep, _admin: AdminDep) -> DeletedModel:
     await runtime.models.delete(model_id)
+    runtime.model_cache.invalidate(model_id)
     return DeletedModel(id=model_id)

@@ -35,8 +35,9 @@ async def create_chat_completion(
         raise
 
 
-async def _run(request: ChatCompletionRequest, runtime: Runtime, run_id: str,
-               steps: list[ChainStep]) -> Response:
+async def _run(
+    request: ChatCompletionRequest, runtime: Runtime, run_id: str, steps: list[ChainStep]
+) -> Response:
     headers = {"x-pmp-run-id": run_id}
     body = request.upstream_body()
     if not request.stream:
@@ -47,7 +48,9 @@ async def _run(request: ChatCompletionRequest, runtime: Runtime, run_id: str,
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
     relay = StreamRelay(runtime, run_id, include_usage)
     await relay.start(steps, body)
-    sse_headers: dict[str, Any] = {**headers, "cache-control": "no-cache",
-                                   "x-accel-buffering": "no"}
-    return StreamingResponse(relay.frames(), media_type="text/event-stream",
-                             headers=sse_headers)
+    sse_headers: dict[str, Any] = {
+        **headers,
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+    }
+    return StreamingResponse(relay.frames(), media_type="text/event-stream", headers=sse_headers)

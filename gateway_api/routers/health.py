@@ -27,7 +27,7 @@ async def _check_postgres(runtime: RuntimeDep) -> str | None:
         async with asyncio.timeout(2):
             async with runtime.pool.connection() as conn:
                 await conn.execute("SELECT 1")
-    except Exception as exc:  # any failure means "not ready"  # noqa: BLE001
+    except Exception as exc:  # any failure means "not ready"
         return f"{type(exc).__name__}: {exc}"[:300]
     return None
 
@@ -36,7 +36,7 @@ async def _check_temporal(runtime: RuntimeDep) -> str | None:
     try:
         async with asyncio.timeout(2):
             await runtime.temporal.service_client.check_health()
-    except Exception as exc:  # any failure means "not ready"  # noqa: BLE001
+    except Exception as exc:  # any failure means "not ready"
         return f"{type(exc).__name__}: {exc}"[:300]
     return None
 

@@ -13,8 +13,9 @@ router = APIRouter(prefix="/v1", tags=["models"])
 
 
 def _card(model: Model) -> ModelCard:
-    return ModelCard(id=model.id, created=int(model.created_at.timestamp()),
-                     owned_by=model.provider)
+    return ModelCard(
+        id=model.id, created=int(model.created_at.timestamp()), owned_by=model.provider
+    )
 
 
 @router.get("/models")

@@ -56,11 +56,15 @@ async def ensure_admin_key(pool: Pool, configured: str | None, data_dir: Path) -
                     " VALUES ('generated', %s, 'generated')",
                     (hash_key(key),),
                 )
-                logger.warning("generated an admin key; it is shown nowhere else",
-                               extra={"admin_key_file": str(path)})
+                logger.warning(
+                    "generated an admin key; it is shown nowhere else",
+                    extra={"admin_key_file": str(path)},
+                )
             else:
-                logger.info("admin key was generated at first start",
-                            extra={"admin_key_file": str(data_dir / ADMIN_KEY_FILE)})
+                logger.info(
+                    "admin key was generated at first start",
+                    extra={"admin_key_file": str(data_dir / ADMIN_KEY_FILE)},
+                )
         cursor = await conn.execute("SELECT key_hash FROM admin_keys")
         hashes = {row["key_hash"] for row in await cursor.fetchall()}
     return AdminKeys(hashes)

@@ -49,8 +49,9 @@ def _upstream_message(raw: bytes) -> str:
     return raw[:500].decode("utf-8", "replace")
 
 
-def error_for_status(status: int, raw: bytes, retry_after: float | None, api_key: str | None
-                     ) -> UpstreamError:
+def error_for_status(
+    status: int, raw: bytes, retry_after: float | None, api_key: str | None
+) -> UpstreamError:
     """Translate an upstream HTTP failure into the gateway's error, secrets removed."""
     message = redact(f"upstream returned {status}: {_upstream_message(raw)}", api_key)
     if status == 429:
@@ -126,9 +127,7 @@ class OpenAIProvider:
         try:
             if response.status_code >= 400:
                 raw = await response.aread()
-                raise error_for_status(
-                    response.status_code, raw, _retry_after(response), api_key
-                )
+                raise error_for_status(response.status_code, raw, _retry_after(response), api_key)
             async for chunk in _sse_events(response, api_key):
                 yield chunk
         except httpx.TransportError as exc:
@@ -137,8 +136,9 @@ class OpenAIProvider:
             await response.aclose()
 
 
-async def _sse_events(response: httpx.Response, api_key: str | None
-                      ) -> AsyncIterator[dict[str, Any]]:
+async def _sse_events(
+    response: httpx.Response, api_key: str | None
+) -> AsyncIterator[dict[str, Any]]:
     """Parse `data:` events of an OpenAI stream; stop at [DONE], raise on `error` events."""
     done = False
     async for line in response.aiter_lines():

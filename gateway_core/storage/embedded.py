@@ -36,9 +36,16 @@ def _service_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam(SERVICE_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             SERVICE_USER],
-            check=True, capture_output=True,
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVICE_USER,
+            ],
+            check=True,
+            capture_output=True,
         )
         return pwd.getpwnam(SERVICE_USER)
 
@@ -72,14 +79,26 @@ class EmbeddedPostgres:
             await asyncio.to_thread(self._initdb, bin_dir)
         self._remove_stale_pid()
         self._process = await spawn(
-            [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-             "-c", "max_connections=200", "-c", "shared_buffers=128MB",
-             "-c", "synchronous_commit=off"],
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(self.pgdata),
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=128MB",
+                "-c",
+                "synchronous_commit=off",
+            ],
             log_path=self.log_path,
             death_signal=signal.SIGINT,
-            user=self._user.pw_uid if self._user else None,
-            group=self._user.pw_gid if self._user else None,
+            run_as=(self._user.pw_uid, self._user.pw_gid) if self._user else None,
         )
         try:
             await wait_for_port("127.0.0.1", self.port, self._process, 60, "embedded PostgreSQL")
@@ -108,9 +127,18 @@ class EmbeddedPostgres:
             os.chown(self.pgdata, self._user.pw_uid, self._user.pw_gid)
         logger.info("initialising embedded PostgreSQL", extra={"pgdata": str(self.pgdata)})
         subprocess.run(
-            [str(bin_dir / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
-             "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-            check=True, capture_output=True,
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            check=True,
+            capture_output=True,
             user=self._user.pw_uid if self._user else None,
             group=self._user.pw_gid if self._user else None,
         )
@@ -142,4 +170,3 @@ class EmbeddedPostgres:
                 continue
             await conn.close()
             return
-

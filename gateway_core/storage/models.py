@@ -59,8 +59,7 @@ class ModelRepository:
                 )
                 row = await cursor.fetchone()
                 await conn.execute(
-                    "INSERT INTO model_versions (model_id, version, definition)"
-                    " VALUES (%s, 1, %s)",
+                    "INSERT INTO model_versions (model_id, version, definition) VALUES (%s, 1, %s)",
                     (model.id, definition),
                 )
         except UniqueViolation:

@@ -27,8 +27,13 @@ class ChunkAssembler:
     def _add_choice(self, choice: dict[str, Any]) -> None:
         index = int(choice.get("index", 0))
         slot = self._choices.setdefault(
-            index, {"index": index, "message": {"role": "assistant", "content": None},
-                    "finish_reason": None, "logprobs": None}
+            index,
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": None},
+                "finish_reason": None,
+                "logprobs": None,
+            },
         )
         message = slot["message"]
         delta = choice.get("delta") or {}
@@ -48,8 +53,9 @@ class ChunkAssembler:
         calls: list[dict[str, Any]] = message.setdefault("tool_calls", [])
         index = int(delta.get("index", len(calls)))
         while len(calls) <= index:
-            calls.append({"id": None, "type": "function",
-                          "function": {"name": "", "arguments": ""}})
+            calls.append(
+                {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+            )
         call = calls[index]
         if delta.get("id"):
             call["id"] = delta["id"]

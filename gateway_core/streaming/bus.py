@@ -74,11 +74,12 @@ class _RedisSubscription:
     async def _events(self) -> AsyncIterator[StreamEvent]:
         last_id = "0-0"
         while True:
-            batches = await self._redis.xread({self._key: last_id}, block=self._block_ms)
+            batches: Any = await self._redis.xread({self._key: last_id}, block=self._block_ms)
             for _stream, entries in batches:
                 for entry_id, fields in entries:
                     last_id = entry_id
-                    yield json.loads(fields[b"e"])
+                    event: StreamEvent = json.loads(fields[b"e"])
+                    yield event
 
 
 class RedisStreamBus:

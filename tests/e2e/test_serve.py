@@ -45,11 +45,15 @@ class ServeProcess:
 
 async def _start(data_dir: Path, log_dir: Path, name: str) -> ServeProcess:
     port, temporal_port, ui_port = free_port(), free_port(), free_port()
-    env = {**os.environ, "PMP_DATA_DIR": str(data_dir), "PMP_PORT": str(port),
-           "PMP_TEMPORAL_PORT": str(temporal_port), "PMP_TEMPORAL_UI_PORT": str(ui_port),
-           UPSTREAM_KEY_ENV: UPSTREAM_KEY}
-    for variable in ("PMP_DATABASE_URL", "PMP_TEMPORAL_ADDRESS", "PMP_ADMIN_KEY",
-                     "PMP_REDIS_URL"):
+    env = {
+        **os.environ,
+        "PMP_DATA_DIR": str(data_dir),
+        "PMP_PORT": str(port),
+        "PMP_TEMPORAL_PORT": str(temporal_port),
+        "PMP_TEMPORAL_UI_PORT": str(ui_port),
+        UPSTREAM_KEY_ENV: UPSTREAM_KEY,
+    }
+    for variable in ("PMP_DATABASE_URL", "PMP_TEMPORAL_ADDRESS", "PMP_ADMIN_KEY", "PMP_REDIS_URL"):
         env.pop(variable, None)
     stderr_path = log_dir / f"{name}.stderr"
     with stderr_path.open("wb") as stderr:
@@ -98,21 +102,28 @@ async def test_serve_first_run_chat_restart_and_clean_stop(
 
     headers = {"authorization": f"Bearer {admin_key}"}
     async with httpx.AsyncClient(base_url=served.base_url, headers=headers) as admin:
-        created = await admin.post("/admin/models", json={
-            "id": "fast-chat", "provider": "openai", "model": "gpt-4o-mini",
-            "base_url": fake_upstream.base_url,
-            "credential": {"source": "env", "name": UPSTREAM_KEY_ENV}})
+        created = await admin.post(
+            "/admin/models",
+            json={
+                "id": "fast-chat",
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "base_url": fake_upstream.base_url,
+                "credential": {"source": "env", "name": UPSTREAM_KEY_ENV},
+            },
+        )
         assert created.status_code == 201, created.text
         ui = await admin.get(f"http://127.0.0.1:{served.ui_port}/")
         assert ui.status_code == 200
-    client = openai.AsyncOpenAI(base_url=f"{served.base_url}/v1", api_key=admin_key,
-                                max_retries=0)
+    client = openai.AsyncOpenAI(base_url=f"{served.base_url}/v1", api_key=admin_key, max_retries=0)
     raw = await client.chat.completions.with_raw_response.create(
-        model="fast-chat", messages=[{"role": "user", "content": "hello e2e"}])
+        model="fast-chat", messages=[{"role": "user", "content": "hello e2e"}]
+    )
     assert raw.parse().choices[0].message.content == "echo: hello e2e"
     run_id = raw.headers["x-pmp-run-id"]
     stream = await client.chat.completions.create(
-        model="fast-chat", messages=[{"role": "user", "content": "stream it"}], stream=True)
+        model="fast-chat", messages=[{"role": "user", "content": "stream it"}], stream=True
+    )
     text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert text == "echo: stream it"
 
@@ -123,8 +134,9 @@ async def test_serve_first_run_chat_restart_and_clean_stop(
 
     again = await _start(data_dir, tmp_path, "second")
     try:
-        client = openai.AsyncOpenAI(base_url=f"{again.base_url}/v1", api_key=admin_key,
-                                    max_retries=0)
+        client = openai.AsyncOpenAI(
+            base_url=f"{again.base_url}/v1", api_key=admin_key, max_retries=0
+        )
         assert (await client.models.retrieve("fast-chat")).id == "fast-chat"  # same key works
         temporal = await Client.connect(f"127.0.0.1:{again.temporal_port}")
         description = await temporal.get_workflow_handle(run_id).describe()

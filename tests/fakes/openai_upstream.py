@@ -24,14 +24,14 @@ from starlette.routing import Route
 class Scenario:
     """How the upstream answers one request."""
 
-    content: str | None = None          # reply text (default: echo of the last user message)
-    status: int = 200                   # != 200 answers an OpenAI error body
+    content: str | None = None  # reply text (default: echo of the last user message)
+    status: int = 200  # != 200 answers an OpenAI error body
     error_message: str = "upstream says no"
     headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0                # before the first byte
-    chunk_delay_s: float = 0.0          # between stream chunks
+    delay_s: float = 0.0  # before the first byte
+    chunk_delay_s: float = 0.0  # between stream chunks
     break_after_chunks: int | None = None  # drop the connection mid-stream
-    hang: bool = False                  # never answer (until the caller hangs up)
+    hang: bool = False  # never answer (until the caller hangs up)
     tool_calls: list[dict[str, Any]] | None = None
 
 
@@ -59,10 +59,12 @@ class FakeOpenAI:
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
-        self.app = Starlette(routes=[
-            Route("/v1/chat/completions", self._chat, methods=["POST"]),
-            Route("/openai/deployments/{name}/chat/completions", self._chat, methods=["POST"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/openai/deployments/{name}/chat/completions", self._chat, methods=["POST"]),
+            ]
+        )
 
     @property
     def base_url(self) -> str:
@@ -72,8 +74,9 @@ class FakeOpenAI:
         self.scenarios.extend(scenarios)
 
     async def start(self, port: int = 0) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning",
-                                lifespan="off")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
@@ -87,9 +90,16 @@ class FakeOpenAI:
 
     def _error(self, status: int, message: str, headers: dict[str, str]) -> Response:
         return JSONResponse(
-            {"error": {"message": message, "type": "invalid_request_error" if status < 500
-                       else "server_error", "param": None, "code": None}},
-            status_code=status, headers=headers,
+            {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error" if status < 500 else "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+            status_code=status,
+            headers=headers,
         )
 
     async def _chat(self, request: Request) -> Response:
@@ -113,8 +123,9 @@ class FakeOpenAI:
             last_user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {})
             text = f"echo: {last_user.get('content', '')}"
         if body.get("stream"):
-            return StreamingResponse(self._stream(body, text, scenario, record),
-                                     media_type="text/event-stream")
+            return StreamingResponse(
+                self._stream(body, text, scenario, record), media_type="text/event-stream"
+            )
         record.finished = True
         return JSONResponse(self._completion(body, text, scenario))
 
@@ -122,8 +133,11 @@ class FakeOpenAI:
     def _usage(body: dict[str, Any], text: str) -> dict[str, int]:
         prompt = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         completion = len(text.split())
-        return {"prompt_tokens": prompt, "completion_tokens": completion,
-                "total_tokens": prompt + completion}
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
 
     def _completion(self, body: dict[str, Any], text: str, scenario: Scenario) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
@@ -132,18 +146,27 @@ class FakeOpenAI:
             message = {"role": "assistant", "content": None, "tool_calls": scenario.tool_calls}
             finish = "tool_calls"
         return {
-            "id": "chatcmpl-fake123", "object": "chat.completion", "created": int(time.time()),
-            "model": body["model"], "system_fingerprint": "fp_fake",
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": finish}],
+            "id": "chatcmpl-fake123",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "system_fingerprint": "fp_fake",
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+            ],
             "usage": self._usage(body, text),
         }
 
-    async def _stream(self, body: dict[str, Any], text: str, scenario: Scenario,
-                      record: Recorded) -> Any:
-        base = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": body["model"],
-                "system_fingerprint": "fp_fake"}
+    async def _stream(
+        self, body: dict[str, Any], text: str, scenario: Scenario, record: Recorded
+    ) -> Any:
+        base = {
+            "id": "chatcmpl-fake123",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body["model"],
+            "system_fingerprint": "fp_fake",
+        }
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
         deltas += [{"content": word} for word in _words(text)]
@@ -151,18 +174,25 @@ class FakeOpenAI:
             for sent, delta in enumerate(deltas):
                 if scenario.break_after_chunks is not None and sent >= scenario.break_after_chunks:
                     raise ConnectionAbortedError("scripted mid-stream failure")
-                chunk = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                              "finish_reason": None}]}
+                chunk = {
+                    **base,
+                    "choices": [
+                        {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+                    ],
+                }
                 if include_usage:
                     chunk["usage"] = None
                 yield f"data: {json.dumps(chunk)}\n\n"
                 if scenario.chunk_delay_s:
                     await asyncio.sleep(scenario.chunk_delay_s)
-            final = {**base, "choices": [{"index": 0, "delta": {}, "logprobs": None,
-                                          "finish_reason": "stop"}]}
+            final = {
+                **base,
+                "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
+            }
             yield f"data: {json.dumps(final)}\n\n"
             if include_usage:
-                yield f"data: {json.dumps({**base, 'choices': [], 'usage': self._usage(body, text)})}\n\n"
+                usage = {**base, "choices": [], "usage": self._usage(body, text)}
+                yield f"data: {json.dumps(usage)}\n\n"
             yield "data: [DONE]\n\n"
             record.finished = True
         except asyncio.CancelledError:

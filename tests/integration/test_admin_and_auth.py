@@ -15,7 +15,9 @@ from tests.conftest import ADMIN_KEY, Gateway
 from tests.fakes.openai_upstream import FakeOpenAI
 
 SPEC_EXAMPLE: dict[str, Any] = {
-    "id": "fast-chat", "provider": "openai", "model": "gpt-4o-mini",
+    "id": "fast-chat",
+    "provider": "openai",
+    "model": "gpt-4o-mini",
     "base_url": "http://127.0.0.1:9100/v1",
     "credential": {"source": "env", "name": "OPENAI_API_KEY"},
     "config": {"temperature": 0.2, "max_tokens": 256},
@@ -38,11 +40,13 @@ async def test_update_bumps_the_version_and_if_match_guards_lost_updates(
 ) -> None:
     await gateway.admin.post("/admin/models", json=SPEC_EXAMPLE)
     update = {k: v for k, v in SPEC_EXAMPLE.items() if k != "id"} | {"model": "gpt-4o"}
-    first = await gateway.admin.put("/admin/models/fast-chat", json=update,
-                                    headers={"if-match": "1"})
+    first = await gateway.admin.put(
+        "/admin/models/fast-chat", json=update, headers={"if-match": "1"}
+    )
     assert first.status_code == 200 and first.json()["version"] == 2
-    stale = await gateway.admin.put("/admin/models/fast-chat", json=update,
-                                    headers={"if-match": "1"})
+    stale = await gateway.admin.put(
+        "/admin/models/fast-chat", json=update, headers={"if-match": "1"}
+    )
     assert stale.status_code == 409
     assert stale.json()["error"]["code"] == "version_conflict"
     assert (await gateway.admin.get("/admin/models/fast-chat")).json()["model"] == "gpt-4o"
@@ -83,8 +87,7 @@ async def test_invalid_model_fields_are_400_naming_the_field(
     assert field in error["message"]
 
 
-async def test_v1_models_lists_enabled_models_only(gateway: Gateway, upstream: FakeOpenAI
-                                                   ) -> None:
+async def test_v1_models_lists_enabled_models_only(gateway: Gateway, upstream: FakeOpenAI) -> None:
     await gateway.add_model("on", upstream)
     await gateway.add_model("off", upstream, enabled=False)
     client = gateway.openai()
@@ -95,17 +98,24 @@ async def test_v1_models_lists_enabled_models_only(gateway: Gateway, upstream: F
     with pytest.raises(openai.NotFoundError):
         await client.models.retrieve("off")
     with pytest.raises(openai.NotFoundError):
-        await client.chat.completions.create(model="off",
-                                             messages=[{"role": "user", "content": "x"}])
+        await client.chat.completions.create(
+            model="off", messages=[{"role": "user", "content": "x"}]
+        )
 
 
-@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer wrong"},
-                                     {"x-api-key": "wrong"}, {"authorization": "Basic abc"}])
-async def test_requests_without_a_valid_key_are_401(gateway: Gateway,
-                                                   headers: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"authorization": "Bearer wrong"}, {"x-api-key": "wrong"}, {"authorization": "Basic abc"}],
+)
+async def test_requests_without_a_valid_key_are_401(
+    gateway: Gateway, headers: dict[str, str]
+) -> None:
     async with httpx.AsyncClient(base_url=gateway.base_url) as client:
-        for method, path in (("GET", "/v1/models"), ("POST", "/v1/chat/completions"),
-                             ("GET", "/admin/models")):
+        for method, path in (
+            ("GET", "/v1/models"),
+            ("POST", "/v1/chat/completions"),
+            ("GET", "/admin/models"),
+        ):
             response = await client.request(method, path, headers=headers, json={})
             assert response.status_code == 401, path
             assert response.json()["error"]["type"] == "authentication_error"
@@ -119,7 +129,8 @@ async def test_x_api_key_header_is_accepted(gateway: Gateway) -> None:
 
 async def test_malformed_json_is_400_invalid_json(gateway: Gateway) -> None:
     response = await gateway.admin.post(
-        "/v1/chat/completions", content=b'{"model": "x", "messages": [',
+        "/v1/chat/completions",
+        content=b'{"model": "x", "messages": [',
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 400
@@ -131,8 +142,10 @@ async def test_malformed_json_is_400_invalid_json(gateway: Gateway) -> None:
     [
         ({"model": "m", "messages": []}, "messages"),
         ({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
-        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 5},
-         "temperature"),
+        (
+            {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 5},
+            "temperature",
+        ),
         ({"messages": [{"role": "user", "content": "x"}]}, "model"),
     ],
 )

@@ -6,7 +6,7 @@ import openai
 import pytest
 
 from tests.conftest import UPSTREAM_KEY, Gateway
-from tests.fakes.openai_upstream import FakeOpenAI, Scenario
+from tests.fakes.openai_upstream import FakeOpenAI
 
 
 async def test_plain_completion_returns_upstream_answer_with_usage_and_run_id(
@@ -43,9 +43,13 @@ async def test_stream_relays_chunks_in_openai_format_ending_with_done(
     assert len(pieces) > 3
     # The caller did not ask for usage, so no usage chunk reaches it.
     async with gateway.admin.stream(
-        "POST", "/v1/chat/completions",
-        json={"model": "fast-chat", "stream": True,
-              "messages": [{"role": "user", "content": "a b"}]},
+        "POST",
+        "/v1/chat/completions",
+        json={
+            "model": "fast-chat",
+            "stream": True,
+            "messages": [{"role": "user", "content": "a b"}],
+        },
     ) as response:
         lines = [line async for line in response.aiter_lines() if line]
     assert lines[-1] == "data: [DONE]"
@@ -59,7 +63,9 @@ async def test_stream_with_include_usage_ends_with_a_usage_chunk(
     await gateway.add_model("fast-chat", upstream)
     client = gateway.openai()
     stream = await client.chat.completions.create(
-        model="fast-chat", messages=[{"role": "user", "content": "count me"}], stream=True,
+        model="fast-chat",
+        messages=[{"role": "user", "content": "count me"}],
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = [chunk async for chunk in stream]

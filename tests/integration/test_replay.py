@@ -45,7 +45,8 @@ async def test_fresh_runs_of_each_kind_replay(gateway: Gateway, upstream: FakeOp
     plain = await client.chat.completions.with_raw_response.create(model="m", messages=messages)
     runs["chat_plain"] = plain.headers["x-pmp-run-id"]
     streamed = await client.chat.completions.with_raw_response.create(
-        model="m", messages=messages, stream=True)
+        model="m", messages=messages, stream=True
+    )
     async for _chunk in streamed.parse():
         pass
     runs["chat_stream"] = streamed.headers["x-pmp-run-id"]

@@ -86,9 +86,15 @@ async def test_missing_credential_variable_is_a_configuration_error(
 
 
 async def test_unreachable_upstream_is_502_after_retries(gateway: Gateway) -> None:
-    response = await gateway.admin.post("/admin/models", json={
-        "id": "gone", "provider": "openai", "model": "x",
-        "base_url": f"http://127.0.0.1:{free_port()}/v1"})
+    response = await gateway.admin.post(
+        "/admin/models",
+        json={
+            "id": "gone",
+            "provider": "openai",
+            "model": "x",
+            "base_url": f"http://127.0.0.1:{free_port()}/v1",
+        },
+    )
     assert response.status_code == 201
     with pytest.raises(openai.InternalServerError) as caught:
         await gateway.openai().chat.completions.create(model="gone", messages=MESSAGES)
@@ -153,22 +159,26 @@ async def test_client_disconnect_mid_stream_cancels_the_run_and_closes_upstream(
 ) -> None:
     await gateway.add_model("m", upstream)
     upstream.enqueue(Scenario(content=" ".join(["w"] * 200), chunk_delay_s=0.05))
-    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client:
-        async with client.stream(
-            "POST", "/v1/chat/completions",
+    async with (
+        httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client,
+        client.stream(
+            "POST",
+            "/v1/chat/completions",
             headers={"authorization": gateway.admin.headers["authorization"]},
             json={"model": "m", "stream": True, "messages": MESSAGES},
-        ) as response:
-            run_id = response.headers["x-pmp-run-id"]
-            async for line in response.aiter_lines():
-                if line.startswith("data: "):
-                    break
+        ) as response,
+    ):
+        run_id = response.headers["x-pmp-run-id"]
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                break
     await _eventually(lambda: upstream.requests[0].disconnected)
     handle = gateway.runtime.temporal.get_workflow_handle(run_id)
 
     async def cancelled() -> bool:
         return (await handle.describe()).status is not None and (
-            (await handle.describe()).status.name == "CANCELED")
+            (await handle.describe()).status.name == "CANCELED"
+        )
 
     await _eventually_async(cancelled)
     assert upstream.requests[0].finished is False
