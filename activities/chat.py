@@ -12,6 +12,7 @@ from activities.errors import to_application_error
 from gateway_core.credentials.base import CredentialResolver
 from gateway_core.domain.chat import ProviderCallInput
 from gateway_core.errors import GatewayError, StreamInterruptedError, UpstreamError
+from gateway_core.logging import request_id_var
 from gateway_core.providers.registry import ProviderRegistry
 from gateway_core.streaming.assembler import ChunkAssembler
 from gateway_core.streaming.bus import StreamBus
@@ -32,6 +33,7 @@ class ChatActivities:
     @activity.defn(name="chat_complete")
     async def complete(self, call: ProviderCallInput) -> dict[str, Any]:
         """One non-streaming upstream call."""
+        request_id_var.set(call.request_id)
         try:
             api_key = await self._credentials.resolve(call.model.credential)
             provider = self._providers.get(call.model.provider)
@@ -45,6 +47,7 @@ class ChatActivities:
         if call.stream_key is None:
             raise to_application_error(UpstreamError("stream call without a key", retryable=False))
         key = call.stream_key
+        request_id_var.set(call.request_id)
         assembler = ChunkAssembler()
         heartbeat = asyncio.create_task(_heartbeat_forever())
         try:

@@ -39,6 +39,11 @@ async def _run(
     request: ChatCompletionRequest, runtime: Runtime, run_id: str, steps: list[ChainStep]
 ) -> Response:
     headers = {"x-pmp-run-id": run_id}
+    if runtime.temporal_ui_url:
+        headers["x-pmp-run-url"] = (
+            f"{runtime.temporal_ui_url}/namespaces/{runtime.settings.temporal_namespace}"
+            f"/workflows/{run_id}"
+        )
     body = request.upstream_body()
     if not request.stream:
         result = await run_to_completion(runtime, run_id, steps, body)

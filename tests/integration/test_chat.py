@@ -6,7 +6,7 @@ import openai
 import pytest
 
 from tests.conftest import UPSTREAM_KEY, Gateway
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
 
 async def test_plain_completion_returns_upstream_answer_with_usage_and_run_id(
@@ -101,3 +101,62 @@ async def test_unknown_model_is_404_in_openai_shape(gateway: Gateway) -> None:
     error = caught.value.body
     assert isinstance(error, dict)
     assert error["code"] == "model_not_found" and error["param"] == "model"
+
+
+async def test_openai_fields_the_gateway_does_not_interpret_pass_through_untouched(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    await gateway.add_model("m", upstream)
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    upstream.enqueue(
+        Scenario(
+            tool_calls=[
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                }
+            ]
+        )
+    )
+    completion = await gateway.openai().chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=[tool],
+        tool_choice="auto",
+        response_format={"type": "text"},
+        seed=7,
+        n=1,
+        logprobs=False,
+        user="u-1",
+        extra_body={"vendor_flag": {"x": 1}},
+    )
+    sent = upstream.requests[-1].body
+    assert sent["tools"] == [tool]
+    assert sent["tool_choice"] == "auto"
+    assert sent["response_format"] == {"type": "text"}
+    assert (sent["seed"], sent["n"], sent["logprobs"], sent["user"]) == (7, 1, False, "u-1")
+    assert sent["vendor_flag"] == {"x": 1}
+    calls = completion.choices[0].message.tool_calls
+    assert calls is not None
+    assert calls[0].function.arguments == '{"city": "Oslo"}'
+    assert completion.choices[0].finish_reason == "tool_calls"
+
+
+async def test_request_parameters_override_model_defaults(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    await gateway.add_model("m", upstream, config={"temperature": 0.2, "max_tokens": 256})
+    await gateway.openai().chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "x"}], temperature=1.5
+    )
+    sent = upstream.requests[-1].body
+    assert sent["temperature"] == 1.5
+    assert sent["max_tokens"] == 256
+    assert sent["stream"] is False
