@@ -25,10 +25,13 @@ from gateway_core.errors import (
     error_from_payload,
 )
 from gateway_core.logging import request_id_var
+from gateway_core.streaming.assembler import response_to_chunks
 from gateway_core.streaming.bus import StreamEvent
 
 logger = logging.getLogger(__name__)
 _background: set[asyncio.Task[Any]] = set()
+# How long to wait for the "end" event once the run itself has completed.
+END_EVENT_GRACE_S = 2.0
 
 
 def new_run_id() -> str:
@@ -156,22 +159,38 @@ class StreamRelay:
         if self._next.done():
             event, self._next = self._next.result(), None
             return event
-        # The run ended before its next event: on success the "end" event is on its way.
+        # The run ended before its next event: on success the "end" event is on its way,
+        # unless the stream activity ran in a process this bus does not reach.
         try:
-            self._result.result()
+            result = self._result.result()
         except WorkflowFailureError as failure:
             raise failure_to_error(failure) from None
-        return await self._next
+        try:
+            async with asyncio.timeout(END_EVENT_GRACE_S):
+                return await asyncio.shield(self._next)
+        except TimeoutError:
+            logger.warning(
+                "stream events did not arrive; answering from the run result",
+                extra={"run_id": self._run_id},
+            )
+            return {"type": "result", "data": result.response}
 
     async def frames(self) -> AsyncIterator[bytes]:
         """SSE frames: chunks, then `[DONE]`; an error event if the run fails mid-way."""
         try:
             event = self._first
+            sent = 0
             while event is not None and event.get("type") == "chunk":
                 frame = self._frame(event["data"])
                 if frame:
                     yield frame
+                sent += 1
                 event = await self._next_event()
+            if event is not None and event.get("type") == "result" and sent == 0:
+                for chunk in response_to_chunks(event["data"]):
+                    frame = self._frame(chunk)
+                    if frame:
+                        yield frame
             self._finished = True
             yield b"data: [DONE]\n\n"
         except GatewayError as error:

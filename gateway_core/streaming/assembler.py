@@ -79,3 +79,52 @@ class ChunkAssembler:
         if self._usage is not None:
             result["usage"] = self._usage
         return result
+
+
+def response_to_chunks(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """The inverse of ChunkAssembler: a whole chat.completion as stream chunks."""
+    base = {
+        "id": response.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": response.get("created", 0),
+        "model": response.get("model", ""),
+    }
+    if "system_fingerprint" in response:
+        base["system_fingerprint"] = response["system_fingerprint"]
+    chunks: list[dict[str, Any]] = []
+    for choice in response.get("choices") or []:
+        message = choice.get("message") or {}
+        delta: dict[str, Any] = {"role": message.get("role", "assistant")}
+        if message.get("content") is not None:
+            delta["content"] = message["content"]
+        if message.get("refusal") is not None:
+            delta["refusal"] = message["refusal"]
+        if message.get("tool_calls"):
+            delta["tool_calls"] = [
+                {"index": index, **call} for index, call in enumerate(message["tool_calls"])
+            ]
+        index = choice.get("index", 0)
+        chunks.append(
+            {
+                **base,
+                "choices": [
+                    {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
+                ],
+            }
+        )
+        chunks.append(
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": index,
+                        "delta": {},
+                        "logprobs": None,
+                        "finish_reason": choice.get("finish_reason"),
+                    }
+                ],
+            }
+        )
+    if response.get("usage") is not None:
+        chunks.append({**base, "choices": [], "usage": response["usage"]})
+    return chunks

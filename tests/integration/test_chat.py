@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import httpx
 import openai
 import pytest
 
-from tests.conftest import UPSTREAM_KEY, Gateway
+from gateway_api.app import create_app
+from gateway_core.streaming.bus import InProcessStreamBus
+from tests.conftest import ADMIN_KEY, UPSTREAM_KEY, Gateway
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
 
@@ -160,3 +165,27 @@ async def test_request_parameters_override_model_defaults(
     assert sent["temperature"] == 1.5
     assert sent["max_tokens"] == 256
     assert sent["stream"] is False
+
+
+async def test_stream_whose_chunks_went_to_another_process_is_answered_from_the_result(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    # Another serve process picked up the stream activity: this bus never sees its chunks.
+    await gateway.add_model("m", upstream)
+    detached = dataclasses.replace(gateway.runtime, bus=InProcessStreamBus())
+    app = create_app(gateway.runtime.settings, runtime=detached)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    client = openai.AsyncOpenAI(
+        base_url="http://gw/v1", api_key=ADMIN_KEY, http_client=http, max_retries=0
+    )
+    stream = await client.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "still whole"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "echo: still whole"
+    assert chunks[-1].usage is not None
+    await http.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway_core.streaming.assembler import ChunkAssembler
+from gateway_core.streaming.assembler import ChunkAssembler, response_to_chunks
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None, index: int = 0) -> dict[str, Any]:
@@ -79,3 +79,42 @@ def test_choices_with_n_greater_than_one_stay_separate() -> None:
     assembler.add(_chunk({"content": "b"}, index=0))
     choices = assembler.response()["choices"]
     assert [c["message"]["content"] for c in choices] == ["b", "a"]
+
+
+def test_response_to_chunks_reassembles_to_the_same_response() -> None:
+    response = {
+        "id": "c9",
+        "object": "chat.completion",
+        "created": 5,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "logprobs": None,
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        }
+                    ],
+                },
+            },
+            {
+                "index": 1,
+                "finish_reason": "stop",
+                "logprobs": None,
+                "message": {"role": "assistant", "content": "hi"},
+            },
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
+    assembler = ChunkAssembler()
+    for chunk in response_to_chunks(response):
+        assert chunk["object"] == "chat.completion.chunk"
+        assembler.add(chunk)
+    assert assembler.response() == response
