@@ -24,9 +24,6 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
             return
         async with open_runtime(settings, mode) as opened:
             app.state.runtime = opened
-            announce = app.state.on_ready
-            if announce is not None:
-                announce(opened)
             yield
 
     app = FastAPI(
@@ -36,7 +33,6 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.on_ready = None
     if runtime is not None:
         app.state.runtime = runtime
     app.add_middleware(RequestContextMiddleware)

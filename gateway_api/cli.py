@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -18,6 +20,7 @@ from gateway_api.runtime import Mode, Runtime, open_runtime
 from gateway_core.auth.keys import ADMIN_KEY_FILE
 from gateway_core.config import Settings
 from gateway_core.logging import configure_logging
+from gateway_core.process import StartupError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -52,6 +55,15 @@ class _Server(uvicorn.Server):
     requested, clean stop into a death by signal.
     """
 
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_started()
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         previous = {
@@ -65,25 +77,21 @@ class _Server(uvicorn.Server):
 
 
 async def _serve_http(settings: Settings, mode: Mode) -> None:
-    app = create_app(settings, mode)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    server = _Server(config)
-
-    def on_ready(runtime: Runtime) -> None:
-        _announce(settings, runtime, settings.port)
-
-    app.state.on_ready = on_ready
-    await server.serve()
-    if not server.started:
-        raise SystemExit(1)
+    async with open_runtime(settings, mode) as runtime:
+        app = create_app(settings, mode, runtime=runtime)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+        server = _Server(config, on_started=lambda: _announce(settings, runtime, settings.port))
+        await server.serve()
+        if not server.started:
+            raise StartupError(f"could not listen on {settings.host}:{settings.port}")
 
 
 async def _run_worker(settings: Settings) -> None:
@@ -118,15 +126,21 @@ def main(argv: list[str] | None = None) -> None:
         return
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Keys, prompts and answers live in the data dir: nothing in it is for other users.
+    os.umask(0o077)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     main_coroutine = (
         _run_worker(settings) if args.command == "worker" else _serve_http(settings, args.command)
     )
-    with (
-        contextlib.suppress(KeyboardInterrupt),
-        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
-    ):
-        runner.run(main_coroutine)
+    try:
+        with (
+            contextlib.suppress(KeyboardInterrupt),
+            asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+        ):
+            runner.run(main_coroutine)
+    except StartupError as error:
+        print(f"pmp-gateway: {error}", file=sys.stderr)
+        sys.exit(1)
     sys.exit(0)
 
 

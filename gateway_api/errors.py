@@ -17,9 +17,9 @@ logger = logging.getLogger(__name__)
 
 _STATUS_TYPES = {
     400: "invalid_request_error",
-    401: "authentication_error",
+    401: "invalid_request_error",
     403: "permission_error",
-    404: "not_found_error",
+    404: "invalid_request_error",
     405: "invalid_request_error",
     409: "conflict_error",
     413: "invalid_request_error",
@@ -115,14 +115,9 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=exc.headers,
         )
 
-    async def on_unexpected(_request: Request, exc: Exception) -> Response:
-        logger.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("internal server error", "server_error"), status_code=500)
-
     app.add_exception_handler(GatewayError, on_gateway_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)
 
 
 def sse_error(error: GatewayError) -> bytes:

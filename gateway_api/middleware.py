@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -13,6 +14,24 @@ from gateway_core.logging import request_id_var
 
 logger = logging.getLogger("gateway_api.access")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_INTERNAL_ERROR_BODY = json.dumps(
+    {
+        "error": {
+            "message": "internal server error",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+).encode()
+_INTERNAL_ERROR_START: Message = {
+    "type": "http.response.start",
+    "status": 500,
+    "headers": [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_INTERNAL_ERROR_BODY)).encode()),
+    ],
+}
 
 
 class RequestContextMiddleware:
@@ -31,9 +50,12 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -42,6 +64,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Anything the error mapper did not know: logged with the request id, and the
+            # caller still gets OpenAI's error shape (and the id) when nothing was sent yet.
+            logger.exception("unhandled error")
+            if not started:
+                await send_with_id(dict(_INTERNAL_ERROR_START))
+                await send_with_id({"type": "http.response.body", "body": _INTERNAL_ERROR_BODY})
         finally:
             logger.info(
                 "%s %s %s",

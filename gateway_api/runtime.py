@@ -6,20 +6,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 from temporalio.client import Client
 
-from activities.chat import ChatActivities
 from gateway_core.auth.keys import AdminKeys, ensure_admin_key
 from gateway_core.config import Settings
-from gateway_core.credentials.base import CredentialResolver
-from gateway_core.providers.registry import ProviderRegistry, build_http_client
 from gateway_core.storage.database import Pool, migrate, open_pool
 from gateway_core.storage.embedded import EmbeddedPostgres
 from gateway_core.storage.model_cache import ModelCache
@@ -27,7 +25,7 @@ from gateway_core.storage.models import ModelRepository
 from gateway_core.streaming.bus import InProcessStreamBus, RedisStreamBus, StreamBus
 from temporal_workers.client import connect_client
 from temporal_workers.dev_server import EmbeddedTemporal
-from temporal_workers.worker import build_worker
+from temporal_workers.worker import running_worker
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +47,22 @@ class Runtime:
     eager_start: bool
     temporal_address: str
     temporal_ui_url: str | None = None
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, work: Coroutine[Any, Any, Any], what: str) -> None:
+        """Run fire-and-forget work (a cancellation) without losing its task or error."""
+        task = asyncio.create_task(work)
+        self.background.add(task)
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            self.background.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                logger.info(
+                    "background work failed",
+                    extra={"what": what, "error": repr(finished.exception())},
+                )
+
+        task.add_done_callback(done)
 
 
 @asynccontextmanager
@@ -66,26 +80,22 @@ async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterato
         )
         stack.push_async_callback(pool.close)
         await migrate(pool)
-        admin_keys = await ensure_admin_key(
-            pool,
-            settings.admin_key.get_secret_value() if settings.admin_key else None,
-            settings.data_dir,
-        )
+        admin_keys = AdminKeys(set())
+        if mode != "worker":  # workers authenticate nobody
+            admin_keys = await ensure_admin_key(
+                pool,
+                settings.admin_key.get_secret_value() if settings.admin_key else None,
+                settings.data_dir,
+            )
 
         temporal_address, ui_url = await _temporal_address(settings, stack)
         client = await connect_client(settings, temporal_address)
         bus = await _stream_bus(settings, mode, stack)
 
         if mode in ("serve", "worker"):
-            http = build_http_client(
-                settings.upstream_connect_timeout_s, settings.upstream_max_connections
+            await stack.enter_async_context(
+                running_worker(settings, client, bus or InProcessStreamBus())
             )
-            stack.push_async_callback(http.aclose)
-            chat = ChatActivities(
-                ProviderRegistry(http), CredentialResolver(), bus or InProcessStreamBus()
-            )
-            worker = build_worker(client, settings.temporal_task_queue, chat)
-            await stack.enter_async_context(worker)
 
         models = ModelRepository(pool)
         yield Runtime(

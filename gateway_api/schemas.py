@@ -27,7 +27,7 @@ class ChatCompletionRequest(BaseModel):
 
     model: str = Field(min_length=1, max_length=200)
     messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
+    stream: bool | None = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
@@ -39,12 +39,7 @@ class ChatCompletionRequest(BaseModel):
 
     def upstream_body(self) -> dict[str, Any]:
         """The body for the provider: everything the caller sent except routing fields."""
-        body = self.model_dump(exclude_unset=True, exclude={"model", "stream"})
-        if self.stream:
-            # Always ask for usage so history and accounting have it; the relay drops
-            # the usage chunk again when the caller did not ask for it.
-            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        return body
+        return self.model_dump(exclude_unset=True, exclude={"model", "stream"})
 
 
 class ModelCard(BaseModel):

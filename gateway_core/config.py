@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     default_max_retries: int = Field(default=2, ge=0, le=10)
     default_timeout_ms: int = Field(default=120_000, gt=0)
     stream_heartbeat_timeout_s: float = Field(default=30.0, gt=0)
+    stream_max_duration_s: float = Field(default=600.0, gt=0)
 
     @field_validator("data_dir")
     @classmethod

@@ -33,9 +33,10 @@ class InvalidRequestError(GatewayError):
     error_type = "invalid_request_error"
 
 
+# OpenAI reports 401 and 404 as invalid_request_error (telling them apart by `code`).
 class AuthenticationError(GatewayError):
     status_code = 401
-    error_type = "authentication_error"
+    error_type = "invalid_request_error"
     default_code = "invalid_api_key"
 
 
@@ -46,11 +47,16 @@ class PermissionDeniedError(GatewayError):
 
 class NotFoundError(GatewayError):
     status_code = 404
-    error_type = "not_found_error"
+    error_type = "invalid_request_error"
 
 
 class ModelNotFoundError(NotFoundError):
     default_code = "model_not_found"
+
+
+class RequestTooLargeError(InvalidRequestError):
+    status_code = 413
+    default_code = "request_too_large"
 
 
 class ConflictError(GatewayError):
@@ -126,6 +132,7 @@ _ERROR_TYPES: dict[str, type[GatewayError]] = {
         NotFoundError,
         ModelNotFoundError,
         ConflictError,
+        RequestTooLargeError,
         ServiceUnavailableError,
         ConfigurationError,
         UpstreamError,

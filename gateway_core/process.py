@@ -15,6 +15,21 @@ from typing import Any
 _PR_SET_PDEATHSIG = 1
 
 
+class StartupError(Exception):
+    """A dependency could not be started; the message says what to change."""
+
+
+def ensure_port_free(host: str, port: int, setting: str) -> None:
+    """Fail clearly when a port we are about to give a child is already taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise StartupError(
+                f"{host}:{port} is already in use; free it or set {setting}"
+            ) from None
+
+
 def _child_setup(sig: int, run_as: tuple[int, int] | None) -> Callable[[], None]:
     def setup() -> None:
         if run_as is not None:
@@ -80,12 +95,14 @@ async def wait_for_port(
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         if process.returncode is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode} during start-up")
+            raise StartupError(
+                f"{what} exited with code {process.returncode} during start-up; see its log"
+            )
         try:
             _reader, writer = await asyncio.open_connection(host, port)
         except OSError:
             if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(f"{what} did not listen on {host}:{port} in time") from None
+                raise StartupError(f"{what} did not listen on {host}:{port} in time") from None
             await asyncio.sleep(0.1)
             continue
         writer.close()

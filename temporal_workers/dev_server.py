@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 from types import TracebackType
 
-from gateway_core.process import free_port, spawn, stop, wait_for_port
+from gateway_core.process import ensure_port_free, free_port, spawn, stop, wait_for_port
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,9 @@ class EmbeddedTemporal:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.data_dir / "logs" / "temporal.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_port_free(self.host, self.port, "PMP_TEMPORAL_PORT")
+        if self.ui:
+            ensure_port_free(self.host, self.ui_port, "PMP_TEMPORAL_UI_PORT")
         self._process = await spawn(self._argv(), log_path=log_path)
         try:
             await wait_for_port(self.host, self.port, self._process, 60, "Temporal dev server")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.chat import ChatActivities
+from gateway_core.config import Settings
+from gateway_core.credentials.base import CredentialResolver
+from gateway_core.providers.registry import ProviderRegistry, build_http_client
+from gateway_core.streaming.bus import StreamBus
 from workflows.chat import ChatWorkflow
 
 WORKFLOWS = [ChatWorkflow]
@@ -16,7 +22,7 @@ WORKFLOWS = [ChatWorkflow]
 def build_worker(client: Client, task_queue: str, chat: ChatActivities) -> Worker:
     """A worker for every gateway workflow.
 
-    Workflows run unsandboxed for latency (a sandboxed task costs ~10 ms more on two
+    Workflows run unsandboxed for latency (a sandboxed task costs several ms more on two
     cores); determinism is guarded by replaying recorded histories under the sandbox
     in tests/integration/test_replay.py.
     """
@@ -33,3 +39,18 @@ def build_worker(client: Client, task_queue: str, chat: ChatActivities) -> Worke
         max_heartbeat_throttle_interval=timedelta(seconds=1),
         default_heartbeat_throttle_interval=timedelta(seconds=1),
     )
+
+
+@asynccontextmanager
+async def running_worker(
+    settings: Settings, client: Client, bus: StreamBus
+) -> AsyncIterator[Worker]:
+    """Run the worker with its own upstream connection pool until the block exits."""
+    http = build_http_client(settings.upstream_connect_timeout_s, settings.upstream_max_connections)
+    try:
+        chat = ChatActivities(ProviderRegistry(http), CredentialResolver(), bus)
+        worker = build_worker(client, settings.temporal_task_queue, chat)
+        async with worker:
+            yield worker
+    finally:
+        await http.aclose()

@@ -30,7 +30,7 @@ from temporal_workers.dev_server import find_wheel_binary
 from tests.fakes.openai_upstream import FakeOpenAI
 
 ADMIN_KEY = "pk_admin_test_" + "x" * 32
-UPSTREAM_KEY_ENV = "PMP_TEST_UPSTREAM_KEY"
+UPSTREAM_KEY_ENV = "UPSTREAM_TEST_API_KEY"
 UPSTREAM_KEY = "sk-upstream-test-secret"
 
 

@@ -98,12 +98,17 @@ class ChatWorkflow:
     async def _call(self, step: ChainStep, call: ProviderCallInput, stream: bool) -> dict[str, Any]:
         latency = timedelta(milliseconds=step.max_latency_ms)
         if stream:
-            streamed = call.model_copy(update={"stream_key": workflow.info().workflow_id})
+            streamed = call.model_copy(
+                update={
+                    "stream_key": workflow.info().workflow_id,
+                    "first_chunk_timeout_ms": step.max_latency_ms,
+                }
+            )
             result: dict[str, Any] = await workflow.execute_activity(
                 STREAM_ACTIVITY,
                 streamed,
-                start_to_close_timeout=latency,
-                heartbeat_timeout=timedelta(seconds=30),
+                start_to_close_timeout=timedelta(milliseconds=step.max_stream_ms),
+                heartbeat_timeout=timedelta(milliseconds=step.heartbeat_timeout_ms),
                 retry_policy=_retry_policy(step),
                 # The run ends as cancelled only once the upstream request is closed.
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

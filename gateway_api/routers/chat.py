@@ -7,15 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from gateway_api.chat_runs import (
-    StreamRelay,
-    new_run_id,
-    resolve_steps,
-    run_to_completion,
-)
+from gateway_api.chat_runs import new_run_id, resolve_steps, run_to_completion
 from gateway_api.deps import CallerDep, RuntimeDep
 from gateway_api.runtime import Runtime
 from gateway_api.schemas import ChatCompletionRequest
+from gateway_api.stream_relay import StreamRelay
 from gateway_core.domain.chat import ChainStep
 from gateway_core.errors import GatewayError
 

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 ADMIN_KEY_PREFIX = "pk_admin_"
 ADMIN_KEY_FILE = "admin-key"
+_ADMIN_KEY_LOCK_ID = 0x504D504B
 
 
 def generate_admin_key() -> str:
@@ -37,37 +38,36 @@ class AdminKeys:
 
 
 async def ensure_admin_key(pool: Pool, configured: str | None, data_dir: Path) -> AdminKeys:
-    """Register PMP_ADMIN_KEY, or generate a key on first start and write it to a 0600 file."""
+    """PMP_ADMIN_KEY when set; else the key generated at first start (written to a 0600 file).
+
+    While PMP_ADMIN_KEY is set it is the only admin key; the generated one is kept for
+    when it is unset again.
+    """
+    if configured:
+        return AdminKeys({hash_key(configured)})
     async with pool.connection() as conn, conn.transaction():
-        if configured:
-            await conn.execute(
-                "INSERT INTO admin_keys (id, key_hash, source) VALUES ('env', %s, 'env')"
-                " ON CONFLICT (id) DO UPDATE SET key_hash = EXCLUDED.key_hash",
-                (hash_key(configured),),
+        # Processes starting together queue here, so exactly one generates the key.
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADMIN_KEY_LOCK_ID,))
+        cursor = await conn.execute("SELECT key_hash FROM admin_keys WHERE id = 'generated'")
+        row = await cursor.fetchone()
+        if row is not None:
+            logger.info(
+                "admin key was generated at first start",
+                extra={"admin_key_file": str(data_dir / ADMIN_KEY_FILE)},
             )
-        else:
-            await conn.execute("DELETE FROM admin_keys WHERE id = 'env'")
-            cursor = await conn.execute("SELECT 1 FROM admin_keys WHERE id = 'generated'")
-            if await cursor.fetchone() is None:
-                key = generate_admin_key()
-                path = _write_key_file(data_dir, key)
-                await conn.execute(
-                    "INSERT INTO admin_keys (id, key_hash, source)"
-                    " VALUES ('generated', %s, 'generated')",
-                    (hash_key(key),),
-                )
-                logger.warning(
-                    "generated an admin key; it is shown nowhere else",
-                    extra={"admin_key_file": str(path)},
-                )
-            else:
-                logger.info(
-                    "admin key was generated at first start",
-                    extra={"admin_key_file": str(data_dir / ADMIN_KEY_FILE)},
-                )
-        cursor = await conn.execute("SELECT key_hash FROM admin_keys")
-        hashes = {row["key_hash"] for row in await cursor.fetchall()}
-    return AdminKeys(hashes)
+            return AdminKeys({row["key_hash"]})
+        key = generate_admin_key()
+        await conn.execute(
+            "INSERT INTO admin_keys (id, key_hash, source) VALUES ('generated', %s, 'generated')",
+            (hash_key(key),),
+        )
+        # Written inside the transaction: if the file cannot be written, no key is
+        # registered that nobody can read.
+        path = _write_key_file(data_dir, key)
+    logger.warning(
+        "generated an admin key; it is shown nowhere else", extra={"admin_key_file": str(path)}
+    )
+    return AdminKeys({hash_key(key)})
 
 
 def _write_key_file(data_dir: Path, key: str) -> Path:

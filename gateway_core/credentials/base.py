@@ -23,11 +23,16 @@ class EnvCredentialSource:
 
     async def fetch(self, ref: CredentialRef) -> str:
         environ = self._environ if self._environ is not None else os.environ
-        value = environ.get(ref.name)
+        value = (environ.get(ref.name) or "").strip()
         if not value:
             raise ConfigurationError(
                 f"credential environment variable {ref.name} is not set on the worker",
                 code="credential_missing",
+            )
+        if not value.isprintable():
+            raise ConfigurationError(
+                f"credential environment variable {ref.name} contains control characters",
+                code="credential_invalid",
             )
         return value
 

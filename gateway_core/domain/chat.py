@@ -21,16 +21,23 @@ class ResolvedModel(BaseModel):
     base_url: str | None = None
     credential: CredentialRef | None = None
     defaults: ModelParams = Field(default_factory=ModelParams)
+    stream_usage: bool = True
 
 
 class ChainStep(BaseModel):
-    """One step of a chain: a model with its retry budget and latency limit."""
+    """One step of a chain: a model with its retry budget and latency limits.
+
+    `max_latency_ms` bounds one plain attempt, or a stream's wait for its first chunk;
+    a stream as a whole is bounded by `max_stream_ms` and kept alive by heartbeats.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     model: ResolvedModel
     max_retries: int = 2
     max_latency_ms: int = 120_000
+    max_stream_ms: int = 600_000
+    heartbeat_timeout_ms: int = 30_000
 
 
 class ChatWorkflowInput(BaseModel):
@@ -48,6 +55,7 @@ class ProviderCallInput(BaseModel):
     model: ResolvedModel
     body: dict[str, Any]
     stream_key: str | None = None
+    first_chunk_timeout_ms: int | None = None
     request_id: str | None = None
 
 

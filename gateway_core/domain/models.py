@@ -54,7 +54,19 @@ class ModelBase(BaseModel):
     credential: CredentialRef | None = None
     config: ModelParams = Field(default_factory=ModelParams)
     enabled: bool = True
+    # Ask the upstream for usage on streams (stream_options.include_usage); turn off for
+    # OpenAI-compatible servers that reject stream_options.
+    stream_usage: bool = True
     description: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("credential")
+    @classmethod
+    def _not_gateway_setting(cls, value: CredentialRef | None) -> CredentialRef | None:
+        # Checked where operators write models, not in CredentialRef itself: recorded
+        # workflow inputs must keep decoding whatever rules are added later.
+        if value is not None and value.name.upper().startswith("PMP_"):
+            raise ValueError("PMP_* variables are the gateway's own settings, not credentials")
+        return value
 
 
 class ModelCreate(ModelBase):

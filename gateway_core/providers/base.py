@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 from gateway_core.domain.chat import ResolvedModel
@@ -19,7 +19,7 @@ class LlmProvider(Protocol):
 
     def stream(
         self, model: ResolvedModel, body: dict[str, Any], api_key: str | None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any]]:
         """Yield OpenAI `chat.completion.chunk` objects until the upstream is done."""
         ...
 

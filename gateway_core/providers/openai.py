@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -69,10 +69,13 @@ def error_for_status(
 
 def error_for_transport(exc: httpx.TransportError, api_key: str | None) -> UpstreamError:
     """Translate a network-level failure (timeout, refused, reset) into a retryable error."""
-    detail = redact(f"{type(exc).__name__}: {exc}", api_key)
+    # Only the exception's kind: its text can quote request headers, credential included.
+    kind = type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeoutError(f"upstream timed out ({detail})", retryable=True)
-    return UpstreamError(f"upstream unreachable ({detail})", retryable=True)
+        return UpstreamTimeoutError(f"upstream timed out ({kind})", retryable=True)
+    if isinstance(exc, httpx.ProtocolError) and not isinstance(exc, httpx.RemoteProtocolError):
+        return UpstreamError(f"request to upstream could not be sent ({kind})", retryable=False)
+    return UpstreamError(f"upstream unreachable ({kind})", retryable=True)
 
 
 class OpenAIProvider:
@@ -88,6 +91,13 @@ class OpenAIProvider:
         payload["stream"] = stream
         if not stream:
             payload.pop("stream_options", None)
+        elif model.stream_usage:
+            # Usage for history and accounting; the API drops it again for callers
+            # that did not ask for it.
+            payload["stream_options"] = {
+                **(payload.get("stream_options") or {}),
+                "include_usage": True,
+            }
         headers = {"content-type": "application/json"}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
@@ -118,7 +128,7 @@ class OpenAIProvider:
 
     async def stream(
         self, model: ResolvedModel, body: dict[str, Any], api_key: str | None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any]]:
         request = self._request(model, body, api_key, stream=True)
         try:
             response = await self._http.send(request, stream=True)

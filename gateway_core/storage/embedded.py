@@ -7,13 +7,14 @@ import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import signal
 import stat
 import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from gateway_core.process import free_port, spawn, stop, wait_for_port
+from gateway_core.process import ensure_port_free, free_port, spawn, stop, wait_for_port
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,22 @@ def _allow_traversal(path: Path) -> None:
     for parent in path.parents:
         mode = parent.stat().st_mode
         if not mode & stat.S_IXOTH:
+            logger.info(
+                "adding o+x so PostgreSQL can reach its data dir", extra={"folder": str(parent)}
+            )
             parent.chmod(mode | stat.S_IXOTH)
+
+
+def _password(data_dir: Path) -> str:
+    """The superuser password, made at first start and kept in a 0600 file."""
+    path = data_dir / "postgres-password"
+    if path.exists():
+        return path.read_text().strip()
+    password = secrets.token_hex(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    return password
 
 
 class EmbeddedPostgres:
@@ -67,10 +83,12 @@ class EmbeddedPostgres:
         self.port = port or free_port()
         self._process: asyncio.subprocess.Process | None = None
         self._user = _service_user()
+        self._password = _password(data_dir)
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        """Connection URL; it holds the password, so it is never logged."""
+        return f"postgresql://postgres:{self._password}@127.0.0.1:{self.port}/postgres"
 
     async def __aenter__(self) -> EmbeddedPostgres:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +96,7 @@ class EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             await asyncio.to_thread(self._initdb, bin_dir)
         self._remove_stale_pid()
+        ensure_port_free("127.0.0.1", self.port, "PMP_EMBEDDED_POSTGRES_PORT")
         self._process = await spawn(
             [
                 str(bin_dir / "postgres"),
@@ -93,8 +112,6 @@ class EmbeddedPostgres:
                 "max_connections=200",
                 "-c",
                 "shared_buffers=128MB",
-                "-c",
-                "synchronous_commit=off",
             ],
             log_path=self.log_path,
             death_signal=signal.SIGINT,
@@ -122,26 +139,34 @@ class EmbeddedPostgres:
     def _initdb(self, bin_dir: Path) -> None:
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self.pgdata.chmod(0o700)
+        pwfile = self.pgdata.parent / ".postgres-initdb-password"
+        pwfile.write_text(self._password + "\n")
+        pwfile.chmod(0o600)
         if self._user is not None:
             _allow_traversal(self.pgdata)
-            os.chown(self.pgdata, self._user.pw_uid, self._user.pw_gid)
+            for path in (self.pgdata, pwfile):  # initdb runs as the service user
+                os.chown(path, self._user.pw_uid, self._user.pw_gid)
         logger.info("initialising embedded PostgreSQL", extra={"pgdata": str(self.pgdata)})
-        subprocess.run(
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(self.pgdata),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-instructions",
-            ],
-            check=True,
-            capture_output=True,
-            user=self._user.pw_uid if self._user else None,
-            group=self._user.pw_gid if self._user else None,
-        )
+        try:
+            subprocess.run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                user=self._user.pw_uid if self._user else None,
+                group=self._user.pw_gid if self._user else None,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
 
     def _remove_stale_pid(self) -> None:
         """A killed postmaster leaves its pid file; remove it only if that pid is gone."""

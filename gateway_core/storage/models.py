@@ -11,6 +11,8 @@ from gateway_core.domain.models import Model, ModelCreate, ModelUpdate
 from gateway_core.errors import ConflictError, ModelNotFoundError
 from gateway_core.storage.database import Pool
 
+_INSERT_VERSION = "INSERT INTO model_versions (model_id, version, definition) VALUES (%s, %s, %s)"
+
 
 def _to_model(row: dict[str, Any]) -> Model:
     return Model.model_validate(
@@ -49,22 +51,26 @@ class ModelRepository:
         return _to_model(row)
 
     async def create(self, model: ModelCreate) -> Model:
-        """Insert a new model at version 1; ConflictError when the id is taken."""
+        """Insert a new model; ConflictError when the id is taken.
+
+        A re-created id continues its version history, so a version recorded by a run
+        always names one definition.
+        """
         definition = Jsonb(model.model_dump(mode="json", exclude={"id"}))
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 cursor = await conn.execute(
-                    "INSERT INTO models (id, definition) VALUES (%s, %s) RETURNING *",
-                    (model.id, definition),
+                    "INSERT INTO models (id, version, definition) VALUES (%s,"
+                    " (SELECT COALESCE(max(version), 0) + 1 FROM model_versions"
+                    "  WHERE model_id = %s), %s) RETURNING *",
+                    (model.id, model.id, definition),
                 )
                 row = await cursor.fetchone()
-                await conn.execute(
-                    "INSERT INTO model_versions (model_id, version, definition) VALUES (%s, 1, %s)",
-                    (model.id, definition),
-                )
+                if row is None:
+                    raise RuntimeError("INSERT ... RETURNING returned no row")
+                await conn.execute(_INSERT_VERSION, (model.id, row["version"], definition))
         except UniqueViolation:
             raise ConflictError(f"model {model.id!r} already exists", param="id") from None
-        assert row is not None
         return _to_model(row)
 
     async def update(
@@ -80,15 +86,14 @@ class ModelRepository:
             )
             row = await cursor.fetchone()
             if row is None:
-                await self.get(model_id)
+                exists = await conn.execute("SELECT 1 FROM models WHERE id = %s", (model_id,))
+                if await exists.fetchone() is None:
+                    raise ModelNotFoundError(f"model {model_id!r} does not exist", param="model")
                 raise ConflictError(
                     f"model {model_id!r} is not at version {expected_version}",
                     code="version_conflict",
                 )
-            await conn.execute(
-                "INSERT INTO model_versions (model_id, version, definition) VALUES (%s, %s, %s)",
-                (model_id, row["version"], definition),
-            )
+            await conn.execute(_INSERT_VERSION, (model_id, row["version"], definition))
         return _to_model(row)
 
     async def delete(self, model_id: str) -> None:

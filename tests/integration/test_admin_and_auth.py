@@ -118,7 +118,9 @@ async def test_requests_without_a_valid_key_are_401(
         ):
             response = await client.request(method, path, headers=headers, json={})
             assert response.status_code == 401, path
-            assert response.json()["error"]["type"] == "authentication_error"
+            error = response.json()["error"]
+            assert error["type"] == "invalid_request_error"
+            assert error["code"] in ("invalid_api_key", "missing_api_key")
 
 
 async def test_x_api_key_header_is_accepted(gateway: Gateway) -> None:
@@ -160,7 +162,7 @@ async def test_invalid_chat_fields_are_400_naming_the_field(
 async def test_unknown_route_is_404_in_openai_shape(gateway: Gateway) -> None:
     response = await gateway.admin.get("/v1/nothing-here")
     assert response.status_code == 404
-    assert response.json()["error"]["type"] == "not_found_error"
+    assert response.json()["error"]["type"] == "invalid_request_error"
 
 
 async def test_responses_carry_a_request_id_and_echo_a_given_one(gateway: Gateway) -> None:

@@ -18,7 +18,7 @@ CREATE TABLE model_versions (
 
 CREATE TABLE admin_keys (
     id          text PRIMARY KEY,
-    key_hash    text NOT NULL UNIQUE,
+    key_hash    text NOT NULL,
     source      text NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );

@@ -1,0 +1,148 @@
+"""Relays a streaming run's chunks from the stream bus to the client as SSE frames."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+
+from gateway_api.chat_runs import await_result, start_run
+from gateway_api.errors import sse_error
+from gateway_api.runtime import Runtime
+from gateway_core.domain.chat import ChainStep, ChatResult
+from gateway_core.errors import (
+    GatewayError,
+    ServiceUnavailableError,
+    StreamInterruptedError,
+    error_from_payload,
+)
+from gateway_core.streaming.assembler import response_to_chunks
+from gateway_core.streaming.bus import StreamEvent
+
+logger = logging.getLogger(__name__)
+
+# Once the run has ended, how long its last events may still be in flight on the bus.
+END_EVENT_GRACE_S = 2.0
+
+
+class StreamRelay:
+    """Relays one streaming run: waits for its first chunk, then yields SSE frames."""
+
+    def __init__(self, runtime: Runtime, run_id: str, include_usage: bool) -> None:
+        self._runtime = runtime
+        self._run_id = run_id
+        self._include_usage = include_usage
+        self._stack = AsyncExitStack()
+        self._events: AsyncIterator[StreamEvent] | None = None
+        self._handle: WorkflowHandle[Any, ChatResult] | None = None
+        self._result: asyncio.Task[ChatResult] | None = None
+        self._next: asyncio.Future[StreamEvent] | None = None
+        self._first: StreamEvent | None = None
+        self._attempt: int | None = None
+        self._sent = 0
+        self._finished = False
+
+    async def start(self, steps: list[ChainStep], body: dict[str, Any]) -> None:
+        """Start the run and wait for its first event; errors before it raise here."""
+        bus = self._runtime.bus
+        if bus is None:
+            raise ServiceUnavailableError(
+                "streaming needs PMP_REDIS_URL when API and worker run as separate processes"
+            )
+        self._events = await self._stack.enter_async_context(bus.subscribe(self._run_id))
+        try:
+            self._handle = await start_run(self._runtime, self._run_id, steps, body, stream=True)
+            self._result = asyncio.ensure_future(await_result(self._handle))
+            self._first = await self._next_event()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _next_event(self) -> StreamEvent:
+        if self._events is None or self._result is None:
+            raise RuntimeError("relay not started")
+        if self._next is None:
+            self._next = asyncio.ensure_future(anext(self._events))
+        waiting: set[asyncio.Future[Any]] = {self._next, self._result}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if self._next.done():
+            event, self._next = self._next.result(), None
+            return self._checked(event)
+        failed = self._result.exception()
+        if failed is not None and self._sent == 0:
+            raise failed
+        # The run has ended; its last events (an "end" or an error) may still be in flight,
+        # or went to a bus this process does not see (another process ran the activity).
+        try:
+            async with asyncio.timeout(END_EVENT_GRACE_S):
+                event = await asyncio.shield(self._next)
+        except TimeoutError:
+            if failed is not None:
+                raise failed from None
+            logger.warning(
+                "stream events did not arrive; answering from the run result",
+                extra={"run_id": self._run_id},
+            )
+            return {"type": "result", "data": self._result.result().response}
+        self._next = None
+        return self._checked(event)
+
+    def _checked(self, event: StreamEvent) -> StreamEvent:
+        if event.get("type") == "error":
+            raise error_from_payload(event.get("error") or {})
+        if event.get("type") == "chunk":
+            attempt = event.get("attempt")
+            if self._attempt is None:
+                self._attempt = attempt
+            elif attempt != self._attempt:
+                raise StreamInterruptedError(
+                    "the stream restarted after text was sent", retryable=False
+                )
+        return event
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """SSE frames: chunks, then `[DONE]`; an error event if the run fails mid-way."""
+        try:
+            event = self._first
+            while event is not None and event.get("type") == "chunk":
+                frame = self._frame(event["data"])
+                if frame:
+                    yield frame
+                self._sent += 1
+                event = await self._next_event()
+            if event is not None and event.get("type") == "result" and self._sent == 0:
+                for chunk in response_to_chunks(event["data"]):
+                    frame = self._frame(chunk)
+                    if frame:
+                        yield frame
+            self._finished = True
+            yield b"data: [DONE]\n\n"
+        except GatewayError as error:
+            self._finished = True
+            yield sse_error(error)
+        finally:
+            await self.close()
+
+    def _frame(self, chunk: dict[str, Any]) -> bytes | None:
+        if not self._include_usage and "usage" in chunk:
+            if not chunk.get("choices"):
+                return None
+            chunk = {key: value for key, value in chunk.items() if key != "usage"}
+        return f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n".encode()
+
+    async def close(self) -> None:
+        """Release the subscription; a run the client abandoned is cancelled."""
+        if self._next is not None:
+            self._next.cancel()
+            self._next = None
+        result_pending = self._result is None or not self._result.done()
+        if self._handle is not None and not self._finished and result_pending:
+            self._runtime.spawn(self._handle.cancel(), "cancel abandoned run")
+        if self._result is not None and not self._result.done():
+            self._result.cancel()
+        await self._stack.aclose()
