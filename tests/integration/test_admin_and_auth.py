@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from temporalio.client import Client
 
 from gateway_api.app import create_app
+from gateway_core.process import free_port
 from gateway_core.storage.database import open_pool
 from tests.conftest import ADMIN_KEY, Gateway
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -60,6 +62,21 @@ async def test_duplicate_id_is_409_and_delete_then_get_is_404(gateway: Gateway) 
     assert deleted.json() == {"id": "fast-chat", "object": "model", "deleted": True}
     missing = await gateway.admin.get("/admin/models/fast-chat")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+
+
+async def test_recreated_model_continues_its_version_history(gateway: Gateway) -> None:
+    await gateway.admin.post("/admin/models", json=SPEC_EXAMPLE)
+    await gateway.admin.delete("/admin/models/fast-chat")
+    again = await gateway.admin.post("/admin/models", json=SPEC_EXAMPLE)
+    assert again.status_code == 201
+    assert again.json()["version"] == 2
+
+
+async def test_credential_may_not_name_a_gateway_setting(gateway: Gateway) -> None:
+    body = SPEC_EXAMPLE | {"credential": {"source": "env", "name": "PMP_DATABASE_URL"}}
+    response = await gateway.admin.post("/admin/models", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "credential"
 
 
 @pytest.mark.parametrize(
@@ -186,3 +203,14 @@ async def test_ready_reports_up_and_names_postgres_when_it_is_down(
         response = await client.get("/ready")
     assert response.status_code == 503
     assert response.json()["down"] == ["postgres"]
+
+
+async def test_ready_names_temporal_when_it_is_down(gateway: Gateway) -> None:
+    unreachable = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
+    broken = dataclasses.replace(gateway.runtime, temporal=unreachable)
+    app = create_app(gateway.runtime.settings, runtime=broken)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["down"] == ["temporal"]

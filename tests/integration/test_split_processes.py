@@ -73,5 +73,5 @@ async def test_api_and_worker_apart_serve_plain_and_streaming_calls(
 
 async def test_api_mode_refuses_to_embed_services() -> None:
     with pytest.raises(SystemExit, match="PMP_DATABASE_URL"):
-        async with open_runtime(Settings(), "api"):
+        async with open_runtime(Settings(database_url=None, temporal_address=None), "api"):
             pass

@@ -184,6 +184,42 @@ async def test_client_disconnect_mid_stream_cancels_the_run_and_closes_upstream(
     assert upstream.requests[0].finished is False
 
 
+async def test_a_stream_cut_off_after_text_is_never_replayed_by_a_retry(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    # The whole-stream limit fires after text went out; Temporal retries the activity,
+    # and the retry must refuse rather than stream the same text again.
+    gateway.runtime.settings.stream_max_duration_s = 1.5
+    await gateway.add_model("m", upstream)
+    words = " ".join(f"w{i}" for i in range(40))
+    upstream.enqueue(Scenario(content=words, chunk_delay_s=0.1), Scenario(content=words))
+    stream = await gateway.openai().chat.completions.create(
+        model="m", messages=MESSAGES, stream=True
+    )
+    received: list[str] = []
+    with pytest.raises(openai.APIError) as caught:
+        async for chunk in stream:
+            if chunk.choices:
+                received.append(chunk.choices[0].delta.content or "")
+    text = "".join(received)
+    assert text.startswith("w0 w1")
+    assert text.count("w0 ") == 1
+    assert "repeat" in caught.value.message or "interrupted" in caught.value.message
+    assert len(upstream.requests) == 1
+
+
+async def test_rejected_credential_with_control_characters_never_reaches_the_error(
+    gateway: Gateway, upstream: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await gateway.add_model("m", upstream)
+    monkeypatch.setenv(UPSTREAM_KEY_ENV, "sk-topsecret\x01value")
+    with pytest.raises(openai.InternalServerError) as caught:
+        await gateway.openai().chat.completions.create(model="m", messages=MESSAGES)
+    assert "topsecret" not in caught.value.message
+    assert "control characters" in caught.value.message
+    assert upstream.requests == []
+
+
 async def _eventually(check: object, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():  # type: ignore[operator]
