@@ -76,6 +76,17 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def _pidfile(settings: Settings) -> Iterator[None]:
+    """`bin/down.sh` finds the gateway of a data dir by this file."""
+    path = settings.data_dir / "gateway.pid"
+    path.write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
 async def _serve_http(settings: Settings, mode: Mode) -> None:
     async with open_runtime(settings, mode) as runtime:
         app = create_app(settings, mode, runtime=runtime)
@@ -134,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         with (
+            _pidfile(settings),
             contextlib.suppress(KeyboardInterrupt),
             asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
         ):

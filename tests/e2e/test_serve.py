@@ -25,6 +25,7 @@ from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = pytest.mark.e2e
 CLI = str(Path(sys.executable).parent / "pmp-gateway")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -127,7 +128,18 @@ async def test_serve_first_run_chat_restart_and_clean_stop(
     text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert text == "echo: stream it"
 
-    code, alive = _stop(served)
+    children = served.descendants()
+    down = subprocess.run(
+        ["bash", str(ROOT / "bin" / "down.sh")],
+        env={**os.environ, "PMP_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert down.stdout.strip() == "stopped", down.stderr
+    code = served.process.wait(timeout=30)
+    _gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not (data_dir / "gateway.pid").exists()
     assert code == 0
     assert alive == []
     assert "Traceback" not in served.stderr_path.read_text()

@@ -192,3 +192,17 @@ async def test_stream_whose_chunks_went_to_another_process_is_answered_from_the_
     assert text == "echo: still whole"
     assert chunks[-1].usage is not None
     await http.aclose()
+
+
+async def test_stream_usage_can_be_turned_off_for_servers_that_reject_stream_options(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    await gateway.add_model("plain", upstream, stream_usage=False)
+    await gateway.add_model("counted", upstream)
+    for model, expected in (("plain", None), ("counted", {"include_usage": True})):
+        stream = await gateway.openai().chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        chunks = [chunk async for chunk in stream]
+        assert all(chunk.usage is None for chunk in chunks)
+        assert upstream.requests[-1].body.get("stream_options") == expected
