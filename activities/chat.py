@@ -1,25 +1,34 @@
-"""Chat activities: thin adapters from Temporal to the provider adapters."""
+"""Chat activities: thin adapters from Temporal to the provider adapters.
+
+Each call checks the model's circuit breaker first, records its outcome there and in
+the metrics, and reports which attempt answered.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from temporalio import activity
 
 from activities.errors import to_application_error
+from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.credentials.base import CredentialResolver
-from gateway_core.domain.chat import ProviderCallInput
+from gateway_core.domain.chat import ProviderCallInput, ProviderCallResult
 from gateway_core.errors import (
+    CircuitOpenError,
     GatewayError,
     StreamInterruptedError,
+    UpstreamBadRequestError,
     UpstreamError,
     UpstreamTimeoutError,
     error_to_payload,
 )
 from gateway_core.logging import request_id_var
+from gateway_core.metrics import GatewayMetrics
 from gateway_core.providers.registry import ProviderRegistry
 from gateway_core.streaming.assembler import ChunkAssembler
 from gateway_core.streaming.bus import StreamBus
@@ -27,29 +36,84 @@ from gateway_core.streaming.bus import StreamBus
 HEARTBEAT_EVERY_S = 1.0
 
 
+def _health_signal(error: GatewayError) -> bool | None:
+    """What a failure says about the model: False unhealthy, True alive, None nothing."""
+    if isinstance(error, UpstreamBadRequestError):
+        return True  # it answered; the request was at fault
+    if isinstance(error, UpstreamError):
+        return False
+    return None  # a gateway-side problem (configuration): the upstream was not called
+
+
 class ChatActivities:
     """Holds the long-lived clients the chat activities need."""
 
     def __init__(
-        self, providers: ProviderRegistry, credentials: CredentialResolver, bus: StreamBus
+        self,
+        providers: ProviderRegistry,
+        credentials: CredentialResolver,
+        bus: StreamBus,
+        breaker: CircuitBreaker,
+        metrics: GatewayMetrics,
     ) -> None:
         self._providers = providers
         self._credentials = credentials
         self._bus = bus
+        self._breaker = breaker
+        self._metrics = metrics
+
+    async def _admit(self, call: ProviderCallInput) -> None:
+        if not await self._breaker.allow(call.model.id):
+            self._metrics.observe_breaker(call.model.id, "open")
+            raise to_application_error(
+                CircuitOpenError(
+                    f"circuit breaker of model {call.model.id!r} is open", retryable=False
+                ),
+                attempt=0,
+            )
+
+    async def _settle(
+        self, call: ProviderCallInput, started: float, error: GatewayError | None
+    ) -> None:
+        healthy = True if error is None else _health_signal(error)
+        if healthy is not None:
+            await self._breaker.record(call.model.id, healthy)
+        outcome = "ok" if error is None else type(error).__name__
+        self._metrics.observe_attempt(
+            model=call.model.id,
+            chain=call.chain_id,
+            step=call.step_index,
+            outcome=outcome,
+            seconds=time.monotonic() - started,
+        )
 
     @activity.defn(name="chat_complete")
-    async def complete(self, call: ProviderCallInput) -> dict[str, Any]:
-        """One non-streaming upstream call."""
+    async def complete(self, call: ProviderCallInput) -> ProviderCallResult:
+        """One non-streaming upstream call, bounded by the step's latency limit."""
         request_id_var.set(call.request_id)
+        await self._admit(call)
+        started = time.monotonic()
+        limit_s = call.attempt_timeout_ms / 1000 if call.attempt_timeout_ms else None
         try:
             api_key = await self._credentials.resolve(call.model.credential)
             provider = self._providers.get(call.model.provider)
-            return await provider.complete(call.model, call.body, api_key)
+            try:
+                async with asyncio.timeout(limit_s):
+                    response = await provider.complete(call.model, call.body, api_key)
+            except TimeoutError:
+                raise UpstreamTimeoutError(
+                    f"upstream did not answer within {call.attempt_timeout_ms} ms",
+                    retryable=True,
+                    code="upstream_timeout",
+                ) from None
         except GatewayError as error:
+            await self._settle(call, started, error)
             raise to_application_error(error) from None
+        await self._settle(call, started, None)
+        return ProviderCallResult(response=response, attempt=activity.info().attempt)
 
     @activity.defn(name="chat_stream")
-    async def stream(self, call: ProviderCallInput) -> dict[str, Any]:
+    async def stream(self, call: ProviderCallInput) -> ProviderCallResult:
         """One streaming upstream call: chunks go to the bus, the assembled answer returns.
 
         Once a chunk went out, no later attempt may stream again (the client would see
@@ -67,20 +131,15 @@ class ChatActivities:
             )
             await self._bus.publish(key, {"type": "error", "error": error_to_payload(repeat)})
             raise to_application_error(repeat)
+        await self._admit(call)
         assembler = ChunkAssembler()
         heartbeat = asyncio.create_task(_heartbeat_forever(assembler))
+        started = time.monotonic()
         try:
             await self._relay(call, key, assembler)
         except Exception as exc:
-            error: GatewayError | None = exc if isinstance(exc, GatewayError) else None
-            if assembler.chunks:
-                reason = error.message if error else type(exc).__name__
-                error = StreamInterruptedError(
-                    f"stream interrupted after {assembler.chunks} chunks: {reason}",
-                    retryable=False,
-                    upstream_status=getattr(exc, "upstream_status", None),
-                )
-                await self._bus.publish(key, {"type": "error", "error": error_to_payload(error)})
+            error = await self._stream_failure(exc, call, key, assembler)
+            await self._settle(call, started, error)
             if error is None:
                 raise
             raise to_application_error(error) from None
@@ -88,17 +147,38 @@ class ChatActivities:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+        await self._settle(call, started, None)
         await self._bus.publish(key, {"type": "end"})
-        return assembler.response()
+        return ProviderCallResult(response=assembler.response(), attempt=activity.info().attempt)
+
+    async def _stream_failure(
+        self, exc: Exception, call: ProviderCallInput, key: str, assembler: ChunkAssembler
+    ) -> GatewayError | None:
+        error: GatewayError | None = exc if isinstance(exc, GatewayError) else None
+        if not assembler.chunks:
+            return error
+        reason = error.message if error else type(exc).__name__
+        interrupted = StreamInterruptedError(
+            f"stream interrupted after {assembler.chunks} chunks: {reason}",
+            retryable=False,
+            upstream_status=getattr(exc, "upstream_status", None),
+        )
+        await self._bus.publish(key, {"type": "error", "error": error_to_payload(interrupted)})
+        return interrupted
 
     async def _relay(self, call: ProviderCallInput, key: str, assembler: ChunkAssembler) -> None:
         api_key = await self._credentials.resolve(call.model.credential)
         provider = self._providers.get(call.model.provider)
-        attempt = activity.info().attempt
+        meta = {
+            "attempt": activity.info().attempt,
+            "served_by": call.model.id,
+            "step": call.step_index,
+            "prior_attempts": call.prior_attempts,
+        }
         async with contextlib.aclosing(provider.stream(call.model, call.body, api_key)) as chunks:
             async for chunk in _first_within(chunks, call.first_chunk_timeout_ms):
                 assembler.add(chunk)
-                await self._bus.publish(key, {"type": "chunk", "attempt": attempt, "data": chunk})
+                await self._bus.publish(key, {"type": "chunk", **meta, "data": chunk})
                 activity.heartbeat(assembler.chunks)
 
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from gateway_api.errors import install_error_handlers
 from gateway_api.middleware import RequestContextMiddleware
-from gateway_api.routers import admin_models, chat, health, models
+from gateway_api.routers import admin_chains, admin_health, admin_models, chat, health, models
 from gateway_api.runtime import Mode, Runtime, open_runtime
 from gateway_core.config import Settings
 
@@ -37,6 +37,13 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
         app.state.runtime = runtime
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
-    for router in (health.router, models.router, chat.router, admin_models.router):
+    for router in (
+        health.router,
+        models.router,
+        chat.router,
+        admin_models.router,
+        admin_chains.router,
+        admin_health.router,
+    ):
         app.include_router(router)
     return app

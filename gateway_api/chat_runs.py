@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import WorkflowFailureError, WorkflowHandle
@@ -10,6 +12,8 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway_api.runtime import Runtime
+from gateway_core.config import Settings
+from gateway_core.domain.chains import ChainStepSpec
 from gateway_core.domain.chat import ChainStep, ChatResult, ChatWorkflowInput, ResolvedModel
 from gateway_core.domain.models import Model
 from gateway_core.errors import (
@@ -22,31 +26,87 @@ from gateway_core.errors import (
 )
 from gateway_core.logging import request_id_var
 
+logger = logging.getLogger(__name__)
+
 
 def new_run_id() -> str:
     return f"chat-{uuid.uuid4().hex}"
 
 
-async def resolve_steps(runtime: Runtime, model_name: str) -> list[ChainStep]:
-    """A model name becomes a chain; a plain model is a chain of one step."""
+@dataclass(frozen=True)
+class Route:
+    """What a requested name resolved to: the chain of steps a run walks."""
+
+    requested: str
+    steps: list[ChainStep]
+    chain_id: str | None = None
+    chain_version: int | None = None
+
+
+async def resolve_route(runtime: Runtime, name: str) -> Route:
+    """A chain id gives its steps; a model id is a chain of one step with default budgets."""
+    chain = await runtime.chain_cache.get(name)
+    if chain is not None and chain.enabled:
+        steps = [
+            step
+            for index, spec in enumerate(chain.steps)
+            if (step := await _chain_step(runtime, chain.id, index, spec)) is not None
+        ]
+        if not steps:
+            raise ServiceUnavailableError(
+                f"no model of chain `{name}` is available", code="chain_unavailable"
+            )
+        return Route(name, steps, chain.id, chain.version)
+    if chain is not None:
+        raise ModelNotFoundError(f"The model `{name}` is disabled.", param="model")
     try:
-        model = await runtime.model_cache.get(model_name)
+        model = await runtime.model_cache.get(name)
     except ModelNotFoundError:
         raise ModelNotFoundError(
-            f"The model `{model_name}` does not exist or you do not have access to it.",
+            f"The model `{name}` does not exist or you do not have access to it.",
             param="model",
         ) from None
     if not model.enabled:
-        raise ModelNotFoundError(f"The model `{model_name}` is disabled.", param="model")
+        raise ModelNotFoundError(f"The model `{name}` is disabled.", param="model")
     settings = runtime.settings
     step = ChainStep(
         model=_resolved(model),
         max_retries=settings.default_max_retries,
         max_latency_ms=settings.default_timeout_ms,
-        max_stream_ms=int(settings.stream_max_duration_s * 1000),
-        heartbeat_timeout_ms=int(settings.stream_heartbeat_timeout_s * 1000),
+        **_stream_limits(settings),
     )
-    return [step]
+    return Route(name, [step])
+
+
+def _stream_limits(settings: Settings) -> dict[str, int]:
+    return {
+        "max_stream_ms": int(settings.stream_max_duration_s * 1000),
+        "heartbeat_timeout_ms": int(settings.stream_heartbeat_timeout_s * 1000),
+    }
+
+
+async def _chain_step(
+    runtime: Runtime, chain_id: str, index: int, spec: ChainStepSpec
+) -> ChainStep | None:
+    """The step for a stored spec; None (skipped) when its model was since removed."""
+    try:
+        model = await runtime.model_cache.get(spec.model_id)
+    except ModelNotFoundError:
+        model = None
+    if model is None or not model.enabled:
+        logger.warning(
+            "chain step skipped: model unavailable",
+            extra={"chain": chain_id, "step": index, "model": spec.model_id},
+        )
+        return None
+    return ChainStep(
+        model=_resolved(model),
+        max_retries=spec.max_retries,
+        max_latency_ms=spec.max_latency_ms,
+        max_time_to_first_token_ms=spec.max_time_to_first_token_ms,
+        on_exhausted=spec.on_exhausted,
+        **_stream_limits(runtime.settings),
+    )
 
 
 def _resolved(model: Model) -> ResolvedModel:
@@ -82,10 +142,15 @@ def rpc_to_error(error: RPCError) -> GatewayError:
 
 
 async def start_run(
-    runtime: Runtime, run_id: str, steps: list[ChainStep], body: dict[str, Any], stream: bool
+    runtime: Runtime, run_id: str, route: Route, body: dict[str, Any], stream: bool
 ) -> WorkflowHandle[Any, ChatResult]:
     workflow_input = ChatWorkflowInput(
-        steps=steps, body=body, stream=stream, request_id=request_id_var.get()
+        steps=route.steps,
+        body=body,
+        stream=stream,
+        request_id=request_id_var.get(),
+        chain_id=route.chain_id,
+        chain_version=route.chain_version,
     )
     try:
         return await runtime.temporal.start_workflow(
@@ -110,7 +175,33 @@ async def await_result(handle: WorkflowHandle[Any, ChatResult]) -> ChatResult:
 
 
 async def run_to_completion(
-    runtime: Runtime, run_id: str, steps: list[ChainStep], body: dict[str, Any]
+    runtime: Runtime, run_id: str, route: Route, body: dict[str, Any]
 ) -> ChatResult:
-    handle = await start_run(runtime, run_id, steps, body, stream=False)
+    handle = await start_run(runtime, run_id, route, body, stream=False)
     return await await_result(handle)
+
+
+def run_headers(run_id: str, served_by: str, attempts: int, fallbacks: int) -> dict[str, str]:
+    """Which model served the run and what it took, as response headers."""
+    return {
+        "x-pmp-run-id": run_id,
+        "x-pmp-served-by": served_by,
+        "x-pmp-attempts": str(attempts),
+        "x-pmp-fallbacks": str(fallbacks),
+    }
+
+
+def with_metadata(result: ChatResult, run_id: str) -> dict[str, Any]:
+    """The response body with the run's facts in `metadata` (string values, as OpenAI's)."""
+    metadata = dict(result.response.get("metadata") or {})
+    metadata.update(
+        {
+            "pmp_run_id": run_id,
+            "pmp_served_by": result.served_by,
+            "pmp_attempts": str(result.attempts),
+            "pmp_fallbacks": str(result.fallbacks),
+        }
+    )
+    if result.chain_id:
+        metadata["pmp_chain"] = result.chain_id
+    return {**result.response, "metadata": metadata}

@@ -17,10 +17,16 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 
 from gateway_core.auth.keys import AdminKeys, ensure_admin_key
+from gateway_core.breaker.base import BreakerConfig, CircuitBreaker, MemoryCircuitBreaker
+from gateway_core.breaker.redis import RedisCircuitBreaker
 from gateway_core.config import Settings
+from gateway_core.domain.chains import ModelChain
+from gateway_core.domain.models import Model
+from gateway_core.metrics import GatewayMetrics
+from gateway_core.storage.chains import ChainRepository
 from gateway_core.storage.database import Pool, migrate, open_pool
 from gateway_core.storage.embedded import EmbeddedPostgres
-from gateway_core.storage.model_cache import ModelCache
+from gateway_core.storage.model_cache import TtlCache
 from gateway_core.storage.models import ModelRepository
 from gateway_core.streaming.bus import InProcessStreamBus, RedisStreamBus, StreamBus
 from temporal_workers.client import connect_client
@@ -40,7 +46,11 @@ class Runtime:
     mode: Mode
     pool: Pool
     models: ModelRepository
-    model_cache: ModelCache
+    model_cache: TtlCache[Model]
+    chain_cache: TtlCache[ModelChain | None]
+    chains: ChainRepository
+    breaker: CircuitBreaker
+    metrics: GatewayMetrics
     admin_keys: AdminKeys
     temporal: Client
     bus: StreamBus | None
@@ -90,20 +100,28 @@ async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterato
 
         temporal_address, ui_url = await _temporal_address(settings, stack)
         client = await connect_client(settings, temporal_address)
-        bus = await _stream_bus(settings, mode, stack)
+        redis = await _redis(settings, stack)
+        bus = _stream_bus(redis, mode)
+        breaker = _breaker(settings, redis)
+        metrics = GatewayMetrics()
 
         if mode in ("serve", "worker"):
             await stack.enter_async_context(
-                running_worker(settings, client, bus or InProcessStreamBus())
+                running_worker(settings, client, bus or InProcessStreamBus(), breaker, metrics)
             )
 
         models = ModelRepository(pool)
+        chains = ChainRepository(pool)
         yield Runtime(
             settings=settings,
             mode=mode,
             pool=pool,
             models=models,
-            model_cache=ModelCache(models),
+            model_cache=TtlCache(models.get),
+            chain_cache=TtlCache(chains.find),
+            chains=chains,
+            breaker=breaker,
+            metrics=metrics,
             admin_keys=admin_keys,
             temporal=client,
             bus=bus,
@@ -139,10 +157,27 @@ async def _temporal_address(settings: Settings, stack: AsyncExitStack) -> tuple[
     return server.address, server.ui_url
 
 
-async def _stream_bus(settings: Settings, mode: Mode, stack: AsyncExitStack) -> StreamBus | None:
-    if settings.redis_url is not None:
-        redis = Redis.from_url(settings.redis_url.get_secret_value())
-        stack.push_async_callback(redis.aclose)
+async def _redis(settings: Settings, stack: AsyncExitStack) -> Redis | None:
+    if settings.redis_url is None:
+        return None
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    stack.push_async_callback(redis.aclose)
+    return redis
+
+
+def _breaker(settings: Settings, redis: Redis | None) -> CircuitBreaker:
+    config = BreakerConfig(
+        failure_ratio=settings.breaker_failure_ratio,
+        min_requests=settings.breaker_min_requests,
+        window_s=settings.breaker_window_s,
+        cooldown_s=settings.breaker_cooldown_s,
+        probes=settings.breaker_probes,
+    )
+    return RedisCircuitBreaker(redis, config) if redis else MemoryCircuitBreaker(config)
+
+
+def _stream_bus(redis: Redis | None, mode: Mode) -> StreamBus | None:
+    if redis is not None:
         return RedisStreamBus(redis)
     if mode == "serve":
         return InProcessStreamBus()

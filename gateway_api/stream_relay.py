@@ -11,10 +11,10 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-from gateway_api.chat_runs import await_result, start_run
+from gateway_api.chat_runs import Route, await_result, run_headers, start_run
 from gateway_api.errors import sse_error
 from gateway_api.runtime import Runtime
-from gateway_core.domain.chat import ChainStep, ChatResult
+from gateway_core.domain.chat import ChatResult
 from gateway_core.errors import (
     GatewayError,
     ServiceUnavailableError,
@@ -47,7 +47,7 @@ class StreamRelay:
         self._sent = 0
         self._finished = False
 
-    async def start(self, steps: list[ChainStep], body: dict[str, Any]) -> None:
+    async def start(self, route: Route, body: dict[str, Any]) -> None:
         """Start the run and wait for its first event; errors before it raise here."""
         bus = self._runtime.bus
         if bus is None:
@@ -56,7 +56,7 @@ class StreamRelay:
             )
         self._events = await self._stack.enter_async_context(bus.subscribe(self._run_id))
         try:
-            self._handle = await start_run(self._runtime, self._run_id, steps, body, stream=True)
+            self._handle = await start_run(self._runtime, self._run_id, route, body, stream=True)
             self._result = asyncio.ensure_future(await_result(self._handle))
             self._first = await self._next_event()
         except BaseException:
@@ -91,6 +91,16 @@ class StreamRelay:
             return {"type": "result", "data": self._result.result().response}
         self._next = None
         return self._checked(event)
+
+    def headers(self) -> dict[str, str]:
+        """Who serves the stream, known from its first event (before any byte is sent)."""
+        first = self._first or {}
+        if first.get("type") != "chunk":
+            return {"x-pmp-run-id": self._run_id}
+        attempts = int(first.get("prior_attempts", 0)) + int(first.get("attempt", 1))
+        return run_headers(
+            self._run_id, str(first.get("served_by", "")), attempts, int(first.get("step", 0))
+        )
 
     def _checked(self, event: StreamEvent) -> StreamEvent:
         if event.get("type") == "error":

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     stream_heartbeat_timeout_s: float = Field(default=30.0, gt=0)
     stream_max_duration_s: float = Field(default=600.0, gt=0)
 
+    breaker_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    breaker_min_requests: int = Field(default=5, ge=1)
+    breaker_window_s: float = Field(default=60.0, gt=0)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    breaker_probes: int = Field(default=1, ge=1)
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

@@ -54,6 +54,10 @@ class ModelNotFoundError(NotFoundError):
     default_code = "model_not_found"
 
 
+class PromptNotFoundError(NotFoundError):
+    default_code = "prompt_not_found"
+
+
 class RequestTooLargeError(InvalidRequestError):
     status_code = 413
     default_code = "request_too_large"
@@ -115,6 +119,14 @@ class UpstreamTimeoutError(UpstreamError):
     error_type = "timeout_error"
 
 
+class CircuitOpenError(UpstreamError):
+    """The model's circuit breaker is open: the step is skipped without calling it."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    default_code = "circuit_open"
+
+
 class StreamInterruptedError(UpstreamError):
     """The upstream stream broke after text reached the client; retrying would repeat it."""
 
@@ -131,6 +143,7 @@ _ERROR_TYPES: dict[str, type[GatewayError]] = {
         PermissionDeniedError,
         NotFoundError,
         ModelNotFoundError,
+        PromptNotFoundError,
         ConflictError,
         RequestTooLargeError,
         ServiceUnavailableError,
@@ -140,6 +153,7 @@ _ERROR_TYPES: dict[str, type[GatewayError]] = {
         UpstreamRateLimitError,
         UpstreamTimeoutError,
         StreamInterruptedError,
+        CircuitOpenError,
     )
 }
 

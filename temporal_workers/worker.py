@@ -10,8 +10,10 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.chat import ChatActivities
+from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.config import Settings
 from gateway_core.credentials.base import CredentialResolver
+from gateway_core.metrics import GatewayMetrics
 from gateway_core.providers.registry import ProviderRegistry, build_http_client
 from gateway_core.streaming.bus import StreamBus
 from workflows.chat import ChatWorkflow
@@ -43,12 +45,16 @@ def build_worker(client: Client, task_queue: str, chat: ChatActivities) -> Worke
 
 @asynccontextmanager
 async def running_worker(
-    settings: Settings, client: Client, bus: StreamBus
+    settings: Settings,
+    client: Client,
+    bus: StreamBus,
+    breaker: CircuitBreaker,
+    metrics: GatewayMetrics,
 ) -> AsyncIterator[Worker]:
     """Run the worker with its own upstream connection pool until the block exits."""
     http = build_http_client(settings.upstream_connect_timeout_s, settings.upstream_max_connections)
     try:
-        chat = ChatActivities(ProviderRegistry(http), CredentialResolver(), bus)
+        chat = ChatActivities(ProviderRegistry(http), CredentialResolver(), bus, breaker, metrics)
         worker = build_worker(client, settings.temporal_task_queue, chat)
         async with worker:
             yield worker

@@ -155,7 +155,7 @@ class Gateway:
 
 async def _truncate(runtime: Runtime) -> None:
     async with runtime.pool.connection() as conn:
-        await conn.execute("TRUNCATE models, model_versions")
+        await conn.execute("TRUNCATE models, model_versions, chains, chain_versions")
 
 
 @pytest.fixture

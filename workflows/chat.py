@@ -1,4 +1,9 @@
-"""ChatWorkflow: walks a chain of model steps, each one activity with its retry budget."""
+"""ChatWorkflow: walks a chain of model steps, each one activity with its retry budget.
+
+A step's RetryPolicy is its retry budget and its timeouts are its latency limits; when a
+step is exhausted the workflow falls back to the next one, unless the step says `fail`
+or the error would fail the same way on every model.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ChatResult,
         ChatWorkflowInput,
         ProviderCallInput,
+        ProviderCallResult,
     )
 
 COMPLETE_ACTIVITY = "chat_complete"
@@ -28,7 +34,10 @@ STREAM_ACTIVITY = "chat_stream"
 
 # Errors that fail the same way on every model: end the chain instead of walking it.
 CHAIN_ENDING_ERRORS = ("UpstreamBadRequestError", "StreamInterruptedError", "InvalidRequestError")
-NON_RETRYABLE_ERRORS = [*CHAIN_ENDING_ERRORS, "ConfigurationError"]
+NON_RETRYABLE_ERRORS = [*CHAIN_ENDING_ERRORS, "ConfigurationError", "CircuitOpenError"]
+# The activity enforces the latency limit itself (a clear, counted timeout error); the
+# Temporal timeout is the backstop for an attempt that does not even manage that.
+BACKSTOP = timedelta(seconds=2)
 
 
 def _retry_policy(step: ChainStep) -> RetryPolicy:
@@ -41,7 +50,7 @@ def _retry_policy(step: ChainStep) -> RetryPolicy:
     )
 
 
-def _failure_payload(error: ActivityError) -> dict[str, Any]:
+def _failure_payload(error: ActivityError, step: ChainStep) -> dict[str, Any]:
     """The gateway error behind an activity failure, as a serialisable payload."""
     cause = error.cause
     if isinstance(cause, ApplicationError) and cause.details:
@@ -54,9 +63,10 @@ def _failure_payload(error: ActivityError) -> dict[str, Any]:
             "message": "upstream did not answer within the step's latency limit",
             "retryable": True,
             "code": "upstream_timeout",
+            "attempt": step.max_retries + 1,
         }
     message = str(cause) if cause is not None else str(error)
-    return {"kind": "UpstreamError", "message": message, "retryable": False}
+    return {"kind": "UpstreamError", "message": message, "retryable": False, "attempt": 1}
 
 
 @workflow.defn(name="ChatWorkflow")
@@ -64,7 +74,7 @@ class ChatWorkflow:
     """One chat completion run; plain calls use a local activity, streams a regular one."""
 
     def __init__(self) -> None:
-        self._attempted: list[str] = []
+        self._attempts = 0
 
     @workflow.run
     async def run(self, inp: ChatWorkflowInput) -> ChatResult:
@@ -73,38 +83,53 @@ class ChatWorkflow:
                 "chain has no steps", type="InvalidRequestError", non_retryable=True
             )
         failure: dict[str, Any] = {}
-        for step in inp.steps:
-            self._attempted.append(step.model.id)
-            call = ProviderCallInput(model=step.model, body=inp.body, request_id=inp.request_id)
+        for index, step in enumerate(inp.steps):
+            call = ProviderCallInput(
+                model=step.model,
+                body=inp.body,
+                request_id=inp.request_id,
+                chain_id=inp.chain_id,
+                step_index=index,
+                prior_attempts=self._attempts,
+            )
             try:
-                response = await self._call(step, call, inp.stream)
+                result = await self._call(step, call, inp.stream)
             except ActivityError as error:
                 if isinstance(error.cause, CancelledError):
                     raise
-                failure = _failure_payload(error)
-                if failure.get("kind") in CHAIN_ENDING_ERRORS:
+                failure = _failure_payload(error, step)
+                self._attempts += int(failure.get("attempt", 1))
+                if failure.get("kind") in CHAIN_ENDING_ERRORS or step.on_exhausted == "fail":
                     break
                 continue
+            self._attempts += result.attempt
             return ChatResult(
-                response=response, served_by=step.model.id, steps_tried=len(self._attempted)
+                response=result.response,
+                served_by=step.model.id,
+                steps_tried=index + 1,
+                attempts=self._attempts,
+                fallbacks=index,
+                chain_id=inp.chain_id,
             )
         raise ApplicationError(
             str(failure.get("message", "all chain steps failed")),
-            failure,
+            {**failure, "attempts": self._attempts},
             type=str(failure.get("kind", "UpstreamError")),
             non_retryable=True,
         )
 
-    async def _call(self, step: ChainStep, call: ProviderCallInput, stream: bool) -> dict[str, Any]:
-        latency = timedelta(milliseconds=step.max_latency_ms)
+    async def _call(
+        self, step: ChainStep, call: ProviderCallInput, stream: bool
+    ) -> ProviderCallResult:
         if stream:
             streamed = call.model_copy(
                 update={
                     "stream_key": workflow.info().workflow_id,
-                    "first_chunk_timeout_ms": step.max_latency_ms,
+                    "first_chunk_timeout_ms": step.max_time_to_first_token_ms
+                    or step.max_latency_ms,
                 }
             )
-            result: dict[str, Any] = await workflow.execute_activity(
+            streamed_result: ProviderCallResult = await workflow.execute_activity(
                 STREAM_ACTIVITY,
                 streamed,
                 start_to_close_timeout=timedelta(milliseconds=step.max_stream_ms),
@@ -112,14 +137,15 @@ class ChatWorkflow:
                 retry_policy=_retry_policy(step),
                 # The run ends as cancelled only once the upstream request is closed.
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                result_type=dict,
+                result_type=ProviderCallResult,
             )
-            return result
-        result = await workflow.execute_local_activity(
+            return streamed_result
+        plain = call.model_copy(update={"attempt_timeout_ms": step.max_latency_ms})
+        plain_result: ProviderCallResult = await workflow.execute_local_activity(
             COMPLETE_ACTIVITY,
-            call,
-            start_to_close_timeout=latency,
+            plain,
+            start_to_close_timeout=timedelta(milliseconds=step.max_latency_ms) + BACKSTOP,
             retry_policy=_retry_policy(step),
-            result_type=dict,
+            result_type=ProviderCallResult,
         )
-        return result
+        return plain_result

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway_api.deps import RuntimeDep
 
@@ -39,6 +40,12 @@ async def _check_temporal(runtime: RuntimeDep) -> str | None:
     except Exception as exc:  # any failure means "not ready"
         return f"{type(exc).__name__}: {exc}"[:300]
     return None
+
+
+@router.get("/metrics", response_model=None)
+async def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus text format: chat requests, upstream attempts, fallbacks, breakers."""
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/ready", response_model=None)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from gateway_api.deps import CallerDep, RuntimeDep
 from gateway_api.schemas import ModelCard, ModelList
+from gateway_core.domain.chains import ModelChain
 from gateway_core.domain.models import Model
 from gateway_core.errors import ModelNotFoundError
 
@@ -18,13 +19,23 @@ def _card(model: Model) -> ModelCard:
     )
 
 
+def _chain_card(chain: ModelChain) -> ModelCard:
+    return ModelCard(id=chain.id, created=int(chain.created_at.timestamp()), owned_by="pmp-chain")
+
+
 @router.get("/models")
 async def list_models(runtime: RuntimeDep, _caller: CallerDep) -> ModelList:
-    return ModelList(data=[_card(m) for m in await runtime.models.list(enabled_only=True)])
+    """Every name `model` may take: enabled models and enabled chains."""
+    cards = [_card(m) for m in await runtime.models.list(enabled_only=True)]
+    cards += [_chain_card(c) for c in await runtime.chains.list() if c.enabled]
+    return ModelList(data=sorted(cards, key=lambda card: card.id))
 
 
 @router.get("/models/{model_id}")
 async def get_model(model_id: str, runtime: RuntimeDep, _caller: CallerDep) -> ModelCard:
+    chain = await runtime.chains.find(model_id)
+    if chain is not None and chain.enabled:
+        return _chain_card(chain)
     model = await runtime.models.get(model_id)
     if not model.enabled:
         raise ModelNotFoundError(f"model {model_id!r} does not exist", param="model")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,8 +36,10 @@ class ChainStep(BaseModel):
     model: ResolvedModel
     max_retries: int = 2
     max_latency_ms: int = 120_000
+    max_time_to_first_token_ms: int | None = None
     max_stream_ms: int = 600_000
     heartbeat_timeout_ms: int = 30_000
+    on_exhausted: Literal["next", "fail"] = "next"
 
 
 class ChatWorkflowInput(BaseModel):
@@ -47,6 +49,8 @@ class ChatWorkflowInput(BaseModel):
     body: dict[str, Any]
     stream: bool = False
     request_id: str | None = None
+    chain_id: str | None = None
+    chain_version: int | None = None
 
 
 class ProviderCallInput(BaseModel):
@@ -55,8 +59,19 @@ class ProviderCallInput(BaseModel):
     model: ResolvedModel
     body: dict[str, Any]
     stream_key: str | None = None
+    attempt_timeout_ms: int | None = None
     first_chunk_timeout_ms: int | None = None
     request_id: str | None = None
+    chain_id: str | None = None
+    step_index: int = 0
+    prior_attempts: int = 0
+
+
+class ProviderCallResult(BaseModel):
+    """What a provider-call activity returns: the answer and which attempt produced it."""
+
+    response: dict[str, Any]
+    attempt: int = 1
 
 
 class ChatResult(BaseModel):
@@ -65,3 +80,6 @@ class ChatResult(BaseModel):
     response: dict[str, Any]
     served_by: str
     steps_tried: int = 1
+    attempts: int = 1
+    fallbacks: int = 0
+    chain_id: str | None = None

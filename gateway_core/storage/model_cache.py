@@ -1,37 +1,38 @@
-"""A short-lived in-process cache of model definitions, off the database hot path."""
+"""Short-lived in-process caches of definitions, off the database hot path."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
-from gateway_core.domain.models import Model
-from gateway_core.storage.models import ModelRepository
+T = TypeVar("T")
 
 
-class ModelCache:
+class TtlCache(Generic[T]):
     """Serves `get` from memory for `ttl_s`; writes through this process invalidate at once.
 
     Other processes see an admin change within `ttl_s` (default 2 s).
     """
 
-    def __init__(self, repository: ModelRepository, ttl_s: float = 2.0) -> None:
-        self._repository = repository
+    def __init__(self, load: Callable[[str], Awaitable[T]], ttl_s: float = 2.0) -> None:
+        self._load = load
         self._ttl_s = ttl_s
-        self._entries: dict[str, tuple[float, Model]] = {}
+        self._entries: dict[str, tuple[float, T]] = {}
 
-    async def get(self, model_id: str) -> Model:
+    async def get(self, key: str) -> T:
         now = time.monotonic()
-        entry = self._entries.get(model_id)
+        entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             return entry[1]
-        model = await self._repository.get(model_id)
+        value = await self._load(key)
         if len(self._entries) > 10_000:
             self._entries.clear()
-        self._entries[model_id] = (now + self._ttl_s, model)
-        return model
+        self._entries[key] = (now + self._ttl_s, value)
+        return value
 
-    def invalidate(self, model_id: str | None = None) -> None:
-        if model_id is None:
+    def invalidate(self, key: str | None = None) -> None:
+        if key is None:
             self._entries.clear()
         else:
-            self._entries.pop(model_id, None)
+            self._entries.pop(key, None)

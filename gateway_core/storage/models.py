@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 from gateway_core.domain.models import Model, ModelCreate, ModelUpdate
 from gateway_core.errors import ConflictError, ModelNotFoundError
 from gateway_core.storage.database import Pool
+from gateway_core.storage.names import claim_routable_id
 
 _INSERT_VERSION = "INSERT INTO model_versions (model_id, version, definition) VALUES (%s, %s, %s)"
 
@@ -59,6 +60,7 @@ class ModelRepository:
         definition = Jsonb(model.model_dump(mode="json", exclude={"id"}))
         try:
             async with self._pool.connection() as conn, conn.transaction():
+                await claim_routable_id(conn, model.id, "model")
                 cursor = await conn.execute(
                     "INSERT INTO models (id, version, definition) VALUES (%s,"
                     " (SELECT COALESCE(max(version), 0) + 1 FROM model_versions"

@@ -1,0 +1,67 @@
+"""Prometheus metrics of one gateway process, in a registry of its own (no globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class GatewayMetrics:
+    """Counters and histograms for chat runs, upstream attempts and circuit breakers."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "pmp_chat_requests",
+            "Chat completions answered, by requested name, serving model and outcome.",
+            ["requested", "served_by", "outcome"],
+            registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            "pmp_chat_request_seconds",
+            "Time to a complete answer (plain) or to the first chunk (stream).",
+            ["requested", "stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "pmp_chain_fallbacks",
+            "Chain steps given up before a later step answered or the chain failed.",
+            ["chain"],
+            registry=self.registry,
+        )
+        self.attempts = Counter(
+            "pmp_upstream_attempts",
+            "Upstream calls, by model, chain step and outcome.",
+            ["model", "chain", "step", "outcome"],
+            registry=self.registry,
+        )
+        self.attempt_latency = Histogram(
+            "pmp_upstream_attempt_seconds",
+            "Duration of one upstream call, by model and chain step.",
+            ["model", "chain", "step"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.breaker_state = Gauge(
+            "pmp_circuit_breaker_state",
+            "Last breaker state seen by this process (0 closed, 1 half-open, 2 open).",
+            ["model"],
+            registry=self.registry,
+        )
+
+    def observe_attempt(
+        self, *, model: str, chain: str | None, step: int, outcome: str, seconds: float
+    ) -> None:
+        labels = {"model": model, "chain": chain or "", "step": str(step)}
+        self.attempts.labels(**labels, outcome=outcome).inc()
+        self.attempt_latency.labels(**labels).observe(seconds)
+
+    def observe_breaker(self, model: str, state: str) -> None:
+        self.breaker_state.labels(model=model).set(_BREAKER_STATES.get(state, 0))
+
+    def render(self) -> bytes:
+        """The text exposition format for GET /metrics."""
+        return generate_latest(self.registry)

@@ -1,0 +1,116 @@
+"""The circuit breaker behaves the same in memory and in Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from gateway_core.breaker.base import BreakerConfig, CircuitBreaker, MemoryCircuitBreaker
+from gateway_core.breaker.redis import RedisCircuitBreaker
+
+CONFIG = BreakerConfig(failure_ratio=0.5, min_requests=4, window_s=10, cooldown_s=5, probes=1)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def breaker_and_clock(
+    request: pytest.FixtureRequest, redis_url: str
+) -> AsyncIterator[tuple[CircuitBreaker, Clock]]:
+    clock = Clock()
+    if request.param == "memory":
+        yield MemoryCircuitBreaker(CONFIG, clock), clock
+        return
+    redis = Redis.from_url(redis_url)
+    try:
+        yield RedisCircuitBreaker(redis, CONFIG, clock), clock
+    finally:
+        await redis.aclose()
+
+
+def _model() -> str:
+    return f"m-{uuid.uuid4().hex[:8]}"
+
+
+async def test_opens_only_after_min_requests_at_the_failure_ratio(
+    breaker_and_clock: tuple[CircuitBreaker, Clock],
+) -> None:
+    breaker, clock = breaker_and_clock
+    model = _model()
+    for _ in range(3):
+        await breaker.record(model, False)
+        clock.now += 0.1
+    assert (await breaker.status(model)).state == "closed"  # 3 < min_requests
+    await breaker.record(model, False)
+    status = await breaker.status(model)
+    assert status.state == "open"
+    assert status.failures == 4
+    assert not await breaker.allow(model)
+
+
+async def test_a_healthy_share_keeps_it_closed(
+    breaker_and_clock: tuple[CircuitBreaker, Clock],
+) -> None:
+    breaker, clock = breaker_and_clock
+    model = _model()
+    for outcome in (True, True, True, False, True, False):
+        await breaker.record(model, outcome)
+        clock.now += 0.1
+    status = await breaker.status(model)
+    assert status.state == "closed"
+    assert status.error_rate == pytest.approx(2 / 6)
+
+
+async def test_old_failures_leave_the_window(
+    breaker_and_clock: tuple[CircuitBreaker, Clock],
+) -> None:
+    breaker, clock = breaker_and_clock
+    model = _model()
+    for _ in range(3):
+        await breaker.record(model, False)
+    clock.now += 30
+    await breaker.record(model, False)
+    assert (await breaker.status(model)).state == "closed"
+
+
+async def test_half_open_probe_closes_on_success_and_reopens_on_failure(
+    breaker_and_clock: tuple[CircuitBreaker, Clock],
+) -> None:
+    breaker, clock = breaker_and_clock
+    model = _model()
+    for _ in range(4):
+        await breaker.record(model, False)
+    assert not await breaker.allow(model)
+    clock.now += 6  # cool-down over
+    assert await breaker.allow(model)  # the probe
+    assert not await breaker.allow(model)  # only one probe at a time
+    await breaker.record(model, False)
+    assert (await breaker.status(model)).state == "open"
+    clock.now += 6
+    assert await breaker.allow(model)
+    await breaker.record(model, True)
+    assert (await breaker.status(model)).state == "closed"
+    assert await breaker.allow(model)
+    assert (await breaker.status(model)).failures == 0
+
+
+async def test_reset_closes_an_open_breaker(
+    breaker_and_clock: tuple[CircuitBreaker, Clock],
+) -> None:
+    breaker, clock = breaker_and_clock
+    model = _model()
+    for _ in range(4):
+        await breaker.record(model, False)
+    await breaker.reset(model)
+    assert await breaker.allow(model)
+    assert (await breaker.status(model)).requests == 0
+    clock.now += 1
