@@ -17,6 +17,7 @@ from temporalio import activity
 from activities.errors import to_application_error
 from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.credentials.base import CredentialResolver
+from gateway_core.credentials.rotation import call_with_rotation, stream_with_rotation
 from gateway_core.domain.chat import ProviderCallInput, ProviderCallResult
 from gateway_core.errors import (
     CircuitOpenError,
@@ -95,11 +96,14 @@ class ChatActivities:
         started = time.monotonic()
         limit_s = call.attempt_timeout_ms / 1000 if call.attempt_timeout_ms else None
         try:
-            api_key = await self._credentials.resolve(call.model.credential)
             provider = self._providers.get(call.model.provider)
             try:
                 async with asyncio.timeout(limit_s):
-                    response = await provider.complete(call.model, call.body, api_key)
+                    response = await call_with_rotation(
+                        self._credentials,
+                        call.model.credential,
+                        lambda api_key: provider.complete(call.model, call.body, api_key),
+                    )
             except TimeoutError:
                 raise UpstreamTimeoutError(
                     f"upstream did not answer within {call.attempt_timeout_ms} ms",
@@ -167,7 +171,6 @@ class ChatActivities:
         return interrupted
 
     async def _relay(self, call: ProviderCallInput, key: str, assembler: ChunkAssembler) -> None:
-        api_key = await self._credentials.resolve(call.model.credential)
         provider = self._providers.get(call.model.provider)
         meta = {
             "attempt": activity.info().attempt,
@@ -175,7 +178,12 @@ class ChatActivities:
             "step": call.step_index,
             "prior_attempts": call.prior_attempts,
         }
-        async with contextlib.aclosing(provider.stream(call.model, call.body, api_key)) as chunks:
+        opened = stream_with_rotation(
+            self._credentials,
+            call.model.credential,
+            lambda api_key: provider.stream(call.model, call.body, api_key),
+        )
+        async with contextlib.aclosing(opened) as chunks:
             async for chunk in _first_within(chunks, call.first_chunk_timeout_ms):
                 assembler.add(chunk)
                 await self._bus.publish(key, {"type": "chunk", **meta, "data": chunk})

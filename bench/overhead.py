@@ -47,6 +47,7 @@ ADMIN_KEY = "pk_admin_bench_" + "b" * 32
 UPSTREAM_KEY = "sk-bench-upstream-secret"
 UPSTREAM_KEY_ENV = "BENCH_UPSTREAM_API_KEY"
 MODEL_ID = "bench"
+CHAIN_ID = "bench-chain"
 UPSTREAM_MODEL = "gpt-4o-mini"
 TARGET_OVERHEAD_MS = 10.0
 TARGET_RPS = 150.0
@@ -190,6 +191,8 @@ def gateway_env(workdir: Path, port: int) -> dict[str, str]:
             "PMP_TEMPORAL_UI": "false",
             "PMP_ADMIN_KEY": ADMIN_KEY,
             "PMP_LOG_LEVEL": "WARNING",
+            # Keep the breaker closed so the chain phase measures a real fallback each time.
+            "PMP_BREAKER_MIN_REQUESTS": "1000000000",
             UPSTREAM_KEY_ENV: UPSTREAM_KEY,
         }
     )
@@ -280,6 +283,26 @@ async def create_model(client: httpx.AsyncClient, gateway_url: str, upstream_url
         raise StartupError(
             f"POST /admin/models answered {response.status_code}: {response.text[:500]}"
         )
+
+
+async def create_failing_chain(client: httpx.AsyncClient, gateway_url: str) -> None:
+    """A two-step chain whose first model fails fast (connection refused), then `bench`."""
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    down = {
+        "id": "bench-down",
+        "provider": "openai",
+        "model": UPSTREAM_MODEL,
+        "base_url": f"http://{HOST}:{free_port()}/v1",
+    }
+    chain = {
+        "id": CHAIN_ID,
+        "name": "first step fails fast",
+        "steps": [{"model_id": "bench-down", "max_retries": 0}, {"model_id": MODEL_ID}],
+    }
+    for path, body in (("/admin/models", down), ("/admin/chains", chain)):
+        response = await client.post(f"{gateway_url}{path}", json=body, headers=headers)
+        if response.status_code != 201:
+            raise StartupError(f"POST {path} answered {response.status_code}: {response.text}")
 
 
 # --------------------------------------------------------------------------- requests
@@ -405,6 +428,9 @@ async def measure(
     for name, send in streamers.items():
         phases.append(await run_phase(f"warm-up {name} stream", send, 10, 1, limit))
         phases.append(await run_phase(f"{name} stream TTFT c=1", send, plan.stream, 1, limit))
+    chain = plain_sender(client, Target("chain", gateway.base_url, gateway.key, CHAIN_ID))
+    phases.append(await run_phase("warm-up chain", chain, 10, 1, limit))
+    phases.append(await run_phase("chain fallback c=1", chain, plan.serial, 1, limit))
     return phases
 
 
@@ -451,6 +477,12 @@ def print_targets(by_label: dict[str, Phase], concurrency: int) -> None:
         f"stream TTFT p50 overhead:   {fmt(ttft_overhead)} ms  "
         f"(gateway/direct = {fmt(sgateway.percentile(0.5) / sdirect.percentile(0.5))}x)"
     )
+    chain = by_label["chain fallback c=1"]
+    print(
+        f"chain, first step fails:   {fmt(chain.percentile(0.5) - gateway1.percentile(0.5))} ms "
+        f"added p50 vs a healthy single model (chain/single = "
+        f"{fmt(chain.percentile(0.5) / gateway1.percentile(0.5))}x)"
+    )
     print()
     print("Targets")
     print(
@@ -488,6 +520,7 @@ async def benchmark(
         ready_s = await wait_ready(client, gateway_url, gateway_process)
         print(f"gateway ready after {ready_s:.1f} s at {gateway_url}; upstream at {upstream_url}")
         await create_model(client, gateway_url, upstream_url)
+        await create_failing_chain(client, gateway_url)
         direct = Target("direct", upstream_url, UPSTREAM_KEY, UPSTREAM_MODEL)
         gateway = Target("gateway", gateway_url, ADMIN_KEY, MODEL_ID)
         started = time.perf_counter()

@@ -9,7 +9,19 @@ from fastapi import FastAPI
 
 from gateway_api.errors import install_error_handlers
 from gateway_api.middleware import RequestContextMiddleware
-from gateway_api.routers import admin_chains, admin_health, admin_models, chat, health, models
+from gateway_api.routers import (
+    admin_api_keys,
+    admin_chains,
+    admin_config,
+    admin_credentials,
+    admin_health,
+    admin_models,
+    admin_prompts,
+    chat,
+    health,
+    models,
+    operations,
+)
 from gateway_api.runtime import Mode, Runtime, open_runtime
 from gateway_core.config import Settings
 
@@ -44,6 +56,11 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
         admin_models.router,
         admin_chains.router,
         admin_health.router,
+        admin_prompts.router,
+        admin_config.router,
+        admin_api_keys.router,
+        admin_credentials.router,
+        operations.router,
     ):
         app.include_router(router)
     return app

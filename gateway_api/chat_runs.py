@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway_api.runtime import Runtime
@@ -16,7 +23,10 @@ from gateway_core.config import Settings
 from gateway_core.domain.chains import ChainStepSpec
 from gateway_core.domain.chat import ChainStep, ChatResult, ChatWorkflowInput, ResolvedModel
 from gateway_core.domain.models import Model
+from gateway_core.domain.operations import response_with_metadata
+from gateway_core.domain.prompts import PromptUse
 from gateway_core.errors import (
+    ConflictError,
     GatewayError,
     ModelNotFoundError,
     RequestTooLargeError,
@@ -119,6 +129,10 @@ def _resolved(model: Model) -> ResolvedModel:
         credential=model.credential,
         defaults=model.config,
         stream_usage=model.stream_usage,
+        api_version=model.api_version,
+        deployment=model.deployment,
+        region=model.region,
+        auth=model.auth,
     )
 
 
@@ -141,28 +155,87 @@ def rpc_to_error(error: RPCError) -> GatewayError:
     )
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is started beyond its input: operation attributes, idempotency."""
+
+    search_attributes: TypedSearchAttributes | None = None
+    callback_url: str | None = None
+    operation_type: str | None = None
+    # With an Idempotency-Key: attach to the run of that key instead of starting another.
+    request_hash: str | None = None
+
+
 async def start_run(
-    runtime: Runtime, run_id: str, route: Route, body: dict[str, Any], stream: bool
+    runtime: Runtime,
+    run_id: str,
+    route: Route,
+    body: dict[str, Any],
+    stream: bool,
+    *,
+    prompts: list[PromptUse] | None = None,
+    options: RunOptions | None = None,
 ) -> WorkflowHandle[Any, ChatResult]:
+    options = options or RunOptions()
     workflow_input = ChatWorkflowInput(
+        prompts=prompts or [],
         steps=route.steps,
         body=body,
         stream=stream,
         request_id=request_id_var.get(),
         chain_id=route.chain_id,
         chain_version=route.chain_version,
+        callback_url=options.callback_url,
+        operation_type=options.operation_type,
     )
+    idempotent = options.request_hash is not None
     try:
-        return await runtime.temporal.start_workflow(
+        handle = await runtime.temporal.start_workflow(
             "ChatWorkflow",
             workflow_input,
             id=run_id,
             task_queue=runtime.settings.temporal_task_queue,
             result_type=ChatResult,
             request_eager_start=runtime.eager_start,
+            search_attributes=options.search_attributes,
+            memo={REQUEST_MEMO: options.request_hash} if idempotent else None,
+            id_conflict_policy=(
+                WorkflowIDConflictPolicy.USE_EXISTING
+                if idempotent
+                else WorkflowIDConflictPolicy.UNSPECIFIED
+            ),
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.REJECT_DUPLICATE
+                if idempotent
+                else WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            ),
         )
+    except WorkflowAlreadyStartedError:
+        handle = runtime.temporal.get_workflow_handle(run_id, result_type=ChatResult)
     except RPCError as error:
         raise rpc_to_error(error) from None
+    if idempotent:
+        await _same_request(handle, options.request_hash)
+    return handle
+
+
+REQUEST_MEMO = "pmp_request_hash"
+
+
+async def _same_request(handle: WorkflowHandle[Any, ChatResult], request_hash: str | None) -> None:
+    """An Idempotency-Key names one request: reusing it for another is a 409."""
+    description = await handle.describe()
+    recorded = await description.memo_value(REQUEST_MEMO, default=None)
+    if recorded is not None and recorded != request_hash:
+        raise ConflictError(
+            "this Idempotency-Key was already used with a different request",
+            code="idempotency_key_reused",
+        )
+
+
+def request_hash(model: str, body: dict[str, Any]) -> str:
+    canonical = json.dumps({"model": model, "body": body}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def await_result(handle: WorkflowHandle[Any, ChatResult]) -> ChatResult:
@@ -175,9 +248,17 @@ async def await_result(handle: WorkflowHandle[Any, ChatResult]) -> ChatResult:
 
 
 async def run_to_completion(
-    runtime: Runtime, run_id: str, route: Route, body: dict[str, Any]
+    runtime: Runtime,
+    run_id: str,
+    route: Route,
+    body: dict[str, Any],
+    *,
+    prompts: list[PromptUse] | None = None,
+    options: RunOptions | None = None,
 ) -> ChatResult:
-    handle = await start_run(runtime, run_id, route, body, stream=False)
+    handle = await start_run(
+        runtime, run_id, route, body, stream=False, prompts=prompts, options=options
+    )
     return await await_result(handle)
 
 
@@ -192,16 +273,5 @@ def run_headers(run_id: str, served_by: str, attempts: int, fallbacks: int) -> d
 
 
 def with_metadata(result: ChatResult, run_id: str) -> dict[str, Any]:
-    """The response body with the run's facts in `metadata` (string values, as OpenAI's)."""
-    metadata = dict(result.response.get("metadata") or {})
-    metadata.update(
-        {
-            "pmp_run_id": run_id,
-            "pmp_served_by": result.served_by,
-            "pmp_attempts": str(result.attempts),
-            "pmp_fallbacks": str(result.fallbacks),
-        }
-    )
-    if result.chain_id:
-        metadata["pmp_chain"] = result.chain_id
-    return {**result.response, "metadata": metadata}
+    """The response body with the run's facts in `metadata`."""
+    return response_with_metadata(result, run_id)

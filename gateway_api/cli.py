@@ -1,4 +1,4 @@
-"""The `pmp-gateway` command: serve (embedded default), api, worker."""
+"""The `pmp-gateway` command: serve (embedded default), api, worker, export, import."""
 
 from __future__ import annotations
 
@@ -11,14 +11,24 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
 import uvicorn
 import uvloop
 
 from gateway_api.app import create_app
+from gateway_api.config_cli import (
+    CommandError,
+    apply_config,
+    describe_report,
+    export_command,
+    import_command,
+    read_config_file,
+)
 from gateway_api.runtime import Mode, Runtime, open_runtime
 from gateway_core.auth.keys import ADMIN_KEY_FILE
 from gateway_core.config import Settings
+from gateway_core.config_io import GatewayConfig
 from gateway_core.logging import configure_logging
 from gateway_core.process import StartupError
 
@@ -87,8 +97,10 @@ def _pidfile(settings: Settings) -> Iterator[None]:
         path.unlink(missing_ok=True)
 
 
-async def _serve_http(settings: Settings, mode: Mode) -> None:
+async def _serve_http(settings: Settings, mode: Mode, startup_config: GatewayConfig | None) -> None:
     async with open_runtime(settings, mode) as runtime:
+        if startup_config is not None:
+            print(describe_report(await apply_config(runtime, startup_config)), flush=True)
         app = create_app(settings, mode, runtime=runtime)
         config = uvicorn.Config(
             app,
@@ -118,6 +130,45 @@ async def _run_worker(settings: Settings) -> None:
         await stop.wait()
 
 
+def _add_config_commands(commands: Any) -> None:
+    """`export` and `import`, which talk to a running gateway's admin API."""
+    export = commands.add_parser("export", help="print a running gateway's configuration")
+    export.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    imported = commands.add_parser(
+        "import", help="apply a YAML/JSON configuration to a running gateway, all or nothing"
+    )
+    imported.add_argument("file", type=Path)
+    imported.add_argument("--prune", action="store_true", help="delete what the file omits")
+    imported.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    for sub in (export, imported):
+        sub.add_argument("--url", help="the gateway (default http://PMP_HOST:PMP_PORT)")
+        sub.add_argument("--data-dir", type=Path, help="where to find the admin-key file")
+
+
+def _run_config_command(args: argparse.Namespace) -> NoReturn:
+    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    try:
+        if args.command == "export":
+            export_command(settings, args.url, args.format)
+        else:
+            import_command(settings, args.url, args.file, prune=args.prune, dry_run=args.dry_run)
+    except CommandError as error:
+        print(f"pmp-gateway {args.command}: {error}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)
+
+
+def _startup_config(file: Path | None) -> GatewayConfig | None:
+    """The --config file, validated before anything starts; exits when it is invalid."""
+    if file is None:
+        return None
+    try:
+        return read_config_file(file)
+    except StartupError as error:
+        print(f"pmp-gateway: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pmp-gateway", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,18 +181,28 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument("--host")
         sub.add_argument("--port", type=int)
         sub.add_argument("--data-dir", type=Path)
+        if name != "worker":
+            sub.add_argument(
+                "--config", type=Path, help="apply this YAML/JSON configuration at start-up"
+            )
+    _add_config_commands(commands)
     commands.add_parser("version", help="print the version")
     args = parser.parse_args(argv)
     if args.command == "version":
         print("pmp-llm-gateway 0.1.0")
         return
+    if args.command in ("export", "import"):
+        _run_config_command(args)
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
     # Keys, prompts and answers live in the data dir: nothing in it is for other users.
     os.umask(0o077)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    startup_config = _startup_config(getattr(args, "config", None))
     main_coroutine = (
-        _run_worker(settings) if args.command == "worker" else _serve_http(settings, args.command)
+        _run_worker(settings)
+        if args.command == "worker"
+        else _serve_http(settings, args.command, startup_config)
     )
     try:
         with (

@@ -59,6 +59,12 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                # Set by request handlers (rate-limit headers) for every response they get.
+                extra: dict[str, str] = scope.get("state", {}).get("pmp_headers", {})
+                present = {name.lower() for name, _value in headers}
+                for name, value in extra.items():
+                    if name.encode() not in present:
+                        headers.append((name.encode(), value.encode()))
                 message["headers"] = headers
             await send(message)
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,19 +18,32 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 
 from gateway_core.auth.keys import AdminKeys, ensure_admin_key
+from gateway_core.auth.rate_limit import MemoryRateLimiter, RateLimiter
+from gateway_core.auth.rate_limit_redis import RedisRateLimiter
+from gateway_core.auth.secrets import KeyHasher, load_or_create_secret
+from gateway_core.auth.service import Authenticator
+from gateway_core.auth.usage import UsageRecorder
 from gateway_core.breaker.base import BreakerConfig, CircuitBreaker, MemoryCircuitBreaker
 from gateway_core.breaker.redis import RedisCircuitBreaker
+from gateway_core.callbacks import derive_callback_secret
 from gateway_core.config import Settings
 from gateway_core.domain.chains import ModelChain
 from gateway_core.domain.models import Model
+from gateway_core.domain.prompts import Prompt
 from gateway_core.metrics import GatewayMetrics
+from gateway_core.storage.api_keys import ApiKeyRepository
 from gateway_core.storage.chains import ChainRepository
 from gateway_core.storage.database import Pool, migrate, open_pool
 from gateway_core.storage.embedded import EmbeddedPostgres
 from gateway_core.storage.model_cache import TtlCache
 from gateway_core.storage.models import ModelRepository
+from gateway_core.storage.prompts import PromptRepository
 from gateway_core.streaming.bus import InProcessStreamBus, RedisStreamBus, StreamBus
-from temporal_workers.client import connect_client
+from temporal_workers.client import (
+    connect_client,
+    register_search_attributes,
+    set_retention,
+)
 from temporal_workers.dev_server import EmbeddedTemporal
 from temporal_workers.worker import running_worker
 
@@ -47,11 +61,17 @@ class Runtime:
     pool: Pool
     models: ModelRepository
     model_cache: TtlCache[Model]
+    prompts: PromptRepository
+    prompt_cache: TtlCache[Prompt]
     chain_cache: TtlCache[ModelChain | None]
     chains: ChainRepository
     breaker: CircuitBreaker
     metrics: GatewayMetrics
     admin_keys: AdminKeys
+    api_keys: ApiKeyRepository
+    authenticator: Authenticator
+    rate_limiter: RateLimiter
+    usage: UsageRecorder
     temporal: Client
     bus: StreamBus | None
     eager_start: bool
@@ -105,12 +125,39 @@ async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterato
         breaker = _breaker(settings, redis)
         metrics = GatewayMetrics()
 
+        key_hash_secret = load_or_create_secret(
+            settings.key_hash_secret.get_secret_value() if settings.key_hash_secret else None,
+            settings.data_dir,
+        )
+        if mode != "worker":
+            await register_search_attributes(client, settings.temporal_namespace)
+        if settings.embeds_temporal:
+            await set_retention(
+                client, settings.temporal_namespace, settings.operation_retention_days
+            )
         if mode in ("serve", "worker"):
             await stack.enter_async_context(
-                running_worker(settings, client, bus or InProcessStreamBus(), breaker, metrics)
+                running_worker(
+                    settings,
+                    client,
+                    bus or InProcessStreamBus(),
+                    breaker,
+                    metrics,
+                    derive_callback_secret(key_hash_secret),
+                )
             )
 
+        hasher = KeyHasher(key_hash_secret)
+        api_keys = ApiKeyRepository(pool, hasher)
+        authenticator = Authenticator(
+            admin_keys, api_keys, hasher, cache_ttl_s=settings.auth_cache_ttl_s
+        )
+        usage = UsageRecorder(api_keys, authenticator)
+        usage_task = asyncio.create_task(usage.run(settings.usage_flush_interval_s))
+        stack.push_async_callback(_stop_task, usage_task)
+
         models = ModelRepository(pool)
+        prompts = PromptRepository(pool)
         chains = ChainRepository(pool)
         yield Runtime(
             settings=settings,
@@ -118,17 +165,29 @@ async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterato
             pool=pool,
             models=models,
             model_cache=TtlCache(models.get),
+            prompts=prompts,
+            prompt_cache=TtlCache(prompts.get),
             chain_cache=TtlCache(chains.find),
             chains=chains,
             breaker=breaker,
             metrics=metrics,
             admin_keys=admin_keys,
+            api_keys=api_keys,
+            authenticator=authenticator,
+            rate_limiter=RedisRateLimiter(redis) if redis else MemoryRateLimiter(),
+            usage=usage,
             temporal=client,
             bus=bus,
             eager_start=mode == "serve",
             temporal_address=temporal_address,
             temporal_ui_url=ui_url,
         )
+
+
+async def _stop_task(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _database_url(settings: Settings, stack: AsyncExitStack) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway_core.domain.prompts import VariableValue
 
 
 class StreamOptions(BaseModel):
@@ -14,10 +16,24 @@ class StreamOptions(BaseModel):
 
 
 class ChatMessage(BaseModel):
+    """A message; instead of `content` it may reference a stored prompt to render."""
+
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[dict[str, Any]] | None = None
+    prompt_id: str | None = Field(default=None, min_length=1, max_length=50)
+    prompt_version: int | None = Field(default=None, ge=1)
+    variables: dict[str, VariableValue] | None = None
+
+    @model_validator(mode="after")
+    def _content_or_prompt(self) -> Self:
+        if self.prompt_id is None:
+            if self.prompt_version is not None or self.variables is not None:
+                raise ValueError("prompt_version and variables need a prompt_id")
+        elif self.content is not None:
+            raise ValueError("a message has either content or a prompt_id, not both")
+        return self
 
 
 class ChatCompletionRequest(BaseModel):
@@ -36,10 +52,12 @@ class ChatCompletionRequest(BaseModel):
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     n: int | None = Field(default=None, ge=1, le=128)
+    # Gateway extension for `?async=true`: where to POST the operation when it ends.
+    callback_url: str | None = Field(default=None, pattern=r"^https?://\S+$", max_length=2000)
 
     def upstream_body(self) -> dict[str, Any]:
         """The body for the provider: everything the caller sent except routing fields."""
-        return self.model_dump(exclude_unset=True, exclude={"model", "stream"})
+        return self.model_dump(exclude_unset=True, exclude={"model", "stream", "callback_url"})
 
 
 class ModelCard(BaseModel):
@@ -58,3 +76,26 @@ class DeletedModel(BaseModel):
     id: str
     object: Literal["model"] = "model"
     deleted: bool = True
+
+
+class VersionRef(BaseModel):
+    """Body of POST /admin/{models,prompts}/{id}/revert: the version to make current."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1)
+
+
+class RenderRequest(BaseModel):
+    """Body of POST /admin/prompts/{id}/render; `version` defaults to the current one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variables: dict[str, VariableValue] = Field(default_factory=dict)
+    version: int | None = Field(default=None, ge=1)
+
+
+class RenderedPrompt(BaseModel):
+    prompt_id: str
+    version: int
+    content: str

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-from gateway_api.chat_runs import Route, await_result, run_headers, start_run
+from gateway_api.chat_runs import Route, RunOptions, await_result, run_headers, start_run
 from gateway_api.errors import sse_error
 from gateway_api.runtime import Runtime
 from gateway_core.domain.chat import ChatResult
+from gateway_core.domain.prompts import PromptUse
 from gateway_core.errors import (
     GatewayError,
     ServiceUnavailableError,
@@ -33,8 +34,16 @@ END_EVENT_GRACE_S = 2.0
 class StreamRelay:
     """Relays one streaming run: waits for its first chunk, then yields SSE frames."""
 
-    def __init__(self, runtime: Runtime, run_id: str, include_usage: bool) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        run_id: str,
+        include_usage: bool,
+        on_done: Callable[[str | None, dict[str, Any] | None], None] | None = None,
+    ) -> None:
         self._runtime = runtime
+        self._on_done = on_done
+        self._usage: dict[str, Any] | None = None
         self._run_id = run_id
         self._include_usage = include_usage
         self._stack = AsyncExitStack()
@@ -47,7 +56,14 @@ class StreamRelay:
         self._sent = 0
         self._finished = False
 
-    async def start(self, route: Route, body: dict[str, Any]) -> None:
+    async def start(
+        self,
+        route: Route,
+        body: dict[str, Any],
+        *,
+        prompts: list[PromptUse] | None = None,
+        options: RunOptions | None = None,
+    ) -> None:
         """Start the run and wait for its first event; errors before it raise here."""
         bus = self._runtime.bus
         if bus is None:
@@ -56,7 +72,15 @@ class StreamRelay:
             )
         self._events = await self._stack.enter_async_context(bus.subscribe(self._run_id))
         try:
-            self._handle = await start_run(self._runtime, self._run_id, route, body, stream=True)
+            self._handle = await start_run(
+                self._runtime,
+                self._run_id,
+                route,
+                body,
+                stream=True,
+                prompts=prompts,
+                options=options,
+            )
             self._result = asyncio.ensure_future(await_result(self._handle))
             self._first = await self._next_event()
         except BaseException:
@@ -139,6 +163,8 @@ class StreamRelay:
             await self.close()
 
     def _frame(self, chunk: dict[str, Any]) -> bytes | None:
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
         if not self._include_usage and "usage" in chunk:
             if not chunk.get("choices"):
                 return None
@@ -147,6 +173,10 @@ class StreamRelay:
 
     async def close(self) -> None:
         """Release the subscription; a run the client abandoned is cancelled."""
+        if self._on_done is not None:
+            served_by = self.headers().get("x-pmp-served-by")
+            self._on_done(served_by, self._usage)
+            self._on_done = None
         if self._next is not None:
             self._next.cancel()
             self._next = None

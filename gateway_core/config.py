@@ -41,6 +41,15 @@ class Settings(BaseSettings):
 
     redis_url: SecretStr | None = None
 
+    # HMAC secret for stored API key hashes; processes sharing a database must share it.
+    # Unset: generated at first start into the data dir.
+    key_hash_secret: SecretStr | None = None
+    # How long async operation results are kept (the Temporal namespace's retention; the
+    # embedded server is set to it, an external one must be configured to match).
+    operation_retention_days: int = Field(default=7, ge=1, le=3650)
+    auth_cache_ttl_s: float = Field(default=5.0, ge=0)
+    usage_flush_interval_s: float = Field(default=2.0, gt=0)
+
     upstream_connect_timeout_s: float = Field(default=10.0, gt=0)
     upstream_max_connections: int = Field(default=200, ge=1)
     default_max_retries: int = Field(default=2, ge=0, le=10)
@@ -54,6 +63,18 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     breaker_probes: int = Field(default=1, ge=1)
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+
+    # Credential sources (env is always on); fetched values are cached this long.
+    credential_cache_ttl_s: float = Field(default=300.0, ge=0)
+    aws_secrets_manager_region: str | None = None
+    aws_secrets_manager_endpoint_url: str | None = None
+    vault_addr: str | None = None
+    vault_namespace: str | None = None
+    vault_kv_mount: str = "secret"
+    vault_token: SecretStr | None = None
+    vault_role_id: str | None = None
+    vault_secret_id: SecretStr | None = None
+    vault_approle_mount: str = "approle"
 
     @field_validator("data_dir")
     @classmethod

@@ -68,6 +68,14 @@ class ConflictError(GatewayError):
     error_type = "conflict_error"
 
 
+class RateLimitError(GatewayError):
+    """The caller's key is over one of its rate limits."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
 class ServiceUnavailableError(GatewayError):
     status_code = 503
     error_type = "service_unavailable"

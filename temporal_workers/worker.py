@@ -9,19 +9,23 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.callbacks import CallbackActivities
 from activities.chat import ChatActivities
 from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.config import Settings
-from gateway_core.credentials.base import CredentialResolver
+from gateway_core.credentials.sources import build_resolver
 from gateway_core.metrics import GatewayMetrics
 from gateway_core.providers.registry import ProviderRegistry, build_http_client
 from gateway_core.streaming.bus import StreamBus
+from workflows.callback import CallbackWorkflow
 from workflows.chat import ChatWorkflow
 
-WORKFLOWS = [ChatWorkflow]
+WORKFLOWS = [ChatWorkflow, CallbackWorkflow]
 
 
-def build_worker(client: Client, task_queue: str, chat: ChatActivities) -> Worker:
+def build_worker(
+    client: Client, task_queue: str, chat: ChatActivities, callbacks: CallbackActivities
+) -> Worker:
     """A worker for every gateway workflow.
 
     Workflows run unsandboxed for latency (a sandboxed task costs several ms more on two
@@ -32,7 +36,7 @@ def build_worker(client: Client, task_queue: str, chat: ChatActivities) -> Worke
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[chat.complete, chat.stream],
+        activities=[chat.complete, chat.stream, callbacks.deliver],
         workflow_runner=UnsandboxedWorkflowRunner(),
         max_concurrent_workflow_tasks=200,
         max_concurrent_activities=500,
@@ -50,13 +54,17 @@ async def running_worker(
     bus: StreamBus,
     breaker: CircuitBreaker,
     metrics: GatewayMetrics,
+    callback_secret: bytes,
 ) -> AsyncIterator[Worker]:
     """Run the worker with its own upstream connection pool until the block exits."""
     http = build_http_client(settings.upstream_connect_timeout_s, settings.upstream_max_connections)
+    providers = ProviderRegistry(http)
     try:
-        chat = ChatActivities(ProviderRegistry(http), CredentialResolver(), bus, breaker, metrics)
-        worker = build_worker(client, settings.temporal_task_queue, chat)
+        chat = ChatActivities(providers, build_resolver(settings, http), bus, breaker, metrics)
+        callbacks = CallbackActivities(http, callback_secret)
+        worker = build_worker(client, settings.temporal_task_queue, chat, callbacks)
         async with worker:
             yield worker
     finally:
+        providers.close()
         await http.aclose()

@@ -10,6 +10,7 @@ import signal
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,14 +156,18 @@ class Gateway:
 
 async def _truncate(runtime: Runtime) -> None:
     async with runtime.pool.connection() as conn:
-        await conn.execute("TRUNCATE models, model_versions, chains, chain_versions")
+        await conn.execute(
+            "TRUNCATE api_keys, api_key_usage, models, model_versions, chains, chain_versions,"
+            " prompts, prompt_versions"
+        )
 
 
-@pytest.fixture
-async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
+@asynccontextmanager
+async def running_gateway(settings: Settings, *, truncate: bool = True) -> AsyncIterator[Gateway]:
     """The real app on a loopback port, with its worker in-process (the serve mode)."""
     async with open_runtime(settings, "serve") as runtime:
-        await _truncate(runtime)
+        if truncate:
+            await _truncate(runtime)
         app = create_app(settings, runtime=runtime)
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         server = uvicorn.Server(config)
@@ -181,3 +186,9 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
             finally:
                 server.should_exit = True
                 await task
+
+
+@pytest.fixture
+async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    async with running_gateway(settings) as running:
+        yield running

@@ -7,6 +7,7 @@ or the error would fail the same way on every model.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -16,9 +17,10 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     CancelledError,
+    FailureError,
     TimeoutError,
 )
-from temporalio.workflow import ActivityCancellationType
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from gateway_core.domain.chat import (
@@ -28,7 +30,16 @@ with workflow.unsafe.imports_passed_through():
         ProviderCallInput,
         ProviderCallResult,
     )
+    from gateway_core.domain.operations import (
+        CallbackInput,
+        OperationDoc,
+        OperationStatus,
+        callback_run_id,
+        response_with_metadata,
+    )
+    from gateway_core.errors import error_from_payload
 
+CALLBACK_WORKFLOW = "CallbackWorkflow"
 COMPLETE_ACTIVITY = "chat_complete"
 STREAM_ACTIVITY = "chat_stream"
 
@@ -50,9 +61,17 @@ def _retry_policy(step: ChainStep) -> RetryPolicy:
     )
 
 
-def _failure_payload(error: ActivityError, step: ChainStep) -> dict[str, Any]:
-    """The gateway error behind an activity failure, as a serialisable payload."""
-    cause = error.cause
+def _is_cancellation(error: FailureError) -> bool:
+    return isinstance(error, CancelledError) or isinstance(error.cause, CancelledError)
+
+
+def _failure_payload(error: FailureError, step: ChainStep) -> dict[str, Any]:
+    """The gateway error behind an activity failure, as a serialisable payload.
+
+    A regular activity fails with ActivityError(cause=...); a local activity's failure
+    arrives as the cause itself.
+    """
+    cause = error.cause if isinstance(error, ActivityError) else error
     if isinstance(cause, ApplicationError) and cause.details:
         detail = cause.details[0]
         if isinstance(detail, dict):
@@ -78,6 +97,49 @@ class ChatWorkflow:
 
     @workflow.run
     async def run(self, inp: ChatWorkflowInput) -> ChatResult:
+        if inp.callback_url is None:
+            return await self._walk(inp)
+        try:
+            result = await self._walk(inp)
+        except ApplicationError as failure:
+            detail = failure.details[0] if failure.details else {"message": failure.message}
+            await self._callback(inp, "failed", error=error_from_payload(detail).to_dict())
+            raise
+        except asyncio.CancelledError:
+            await self._callback(inp, "cancelled")
+            raise
+        await self._callback(
+            inp, "completed", result=response_with_metadata(result, workflow.info().workflow_id)
+        )
+        return result
+
+    async def _callback(
+        self,
+        inp: ChatWorkflowInput,
+        status: OperationStatus,
+        *,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """Hand the final operation document to an abandoned CallbackWorkflow child."""
+        info = workflow.info()
+        document = OperationDoc(
+            operation_id=info.workflow_id,
+            type=inp.operation_type or "chat.completion",
+            status=status,
+            created_at=int(info.start_time.timestamp()),
+            updated_at=int(workflow.now().timestamp()),
+            result=result,
+            error=error,
+        )
+        await workflow.start_child_workflow(
+            CALLBACK_WORKFLOW,
+            CallbackInput(url=str(inp.callback_url), document=document),
+            id=callback_run_id(info.workflow_id),
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+
+    async def _walk(self, inp: ChatWorkflowInput) -> ChatResult:
         if not inp.steps:
             raise ApplicationError(
                 "chain has no steps", type="InvalidRequestError", non_retryable=True
@@ -94,8 +156,8 @@ class ChatWorkflow:
             )
             try:
                 result = await self._call(step, call, inp.stream)
-            except ActivityError as error:
-                if isinstance(error.cause, CancelledError):
+            except FailureError as error:
+                if _is_cancellation(error):
                     raise
                 failure = _failure_payload(error, step)
                 self._attempts += int(failure.get("attempt", 1))

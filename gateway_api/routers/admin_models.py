@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Header, Query, status
 
-from gateway_api.deps import AdminDep, RuntimeDep
-from gateway_api.schemas import DeletedModel
-from gateway_core.domain.models import Model, ModelCreate, ModelUpdate
-from gateway_core.errors import InvalidRequestError
+from gateway_api.deps import AdminDep, IfMatchDep, RuntimeDep, parse_if_match
+from gateway_api.schemas import DeletedModel, VersionRef
+from gateway_core.domain.models import Model, ModelCreate, ModelUpdate, ModelVersion
 
 router = APIRouter(prefix="/admin/models", tags=["admin"])
 
 
 def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    raw = if_match.strip().strip('"').removeprefix("W/").strip('"')
-    if not raw.isdigit():
-        raise InvalidRequestError("If-Match must be a model version number", param="If-Match")
-    return int(raw)
+    """Kept for callers that read the header themselves; new routes use IfMatchDep."""
+    return parse_if_match(if_match)
 
 
 @router.get("")
@@ -61,3 +56,39 @@ async def delete_model(model_id: str, runtime: RuntimeDep, _admin: AdminDep) -> 
     await runtime.models.delete(model_id)
     runtime.model_cache.invalidate(model_id)
     return DeletedModel(id=model_id)
+
+
+@router.get("/{model_id}/versions")
+async def list_model_versions(
+    model_id: str,
+    runtime: RuntimeDep,
+    _admin: AdminDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    """Versions newest first; pass the last one's `version` as `before` for older ones."""
+    versions = await runtime.models.list_versions(model_id, limit=limit, before=before)
+    return {"object": "list", "data": [v.model_dump(mode="json") for v in versions]}
+
+
+@router.get("/{model_id}/versions/{version}")
+async def get_model_version(
+    model_id: str, version: int, runtime: RuntimeDep, _admin: AdminDep
+) -> ModelVersion:
+    return await runtime.models.get_version(model_id, version)
+
+
+@router.post("/{model_id}/revert")
+async def revert_model(
+    model_id: str,
+    body: VersionRef,
+    runtime: RuntimeDep,
+    _admin: AdminDep,
+    expected_version: IfMatchDep,
+) -> Model:
+    """Make `version` current again as a new version; its history stays as it was."""
+    reverted = await runtime.models.revert(
+        model_id, body.version, expected_version=expected_version
+    )
+    runtime.model_cache.invalidate(model_id)
+    return reverted

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway_core.domain.models import CredentialRef, ModelParams
+from gateway_core.domain.prompts import PromptUse
 
 
 class ResolvedModel(BaseModel):
@@ -22,6 +23,11 @@ class ResolvedModel(BaseModel):
     credential: CredentialRef | None = None
     defaults: ModelParams = Field(default_factory=ModelParams)
     stream_usage: bool = True
+    # Provider-specific settings; defaults keep recorded inputs decoding.
+    api_version: str | None = None
+    deployment: str | None = None
+    region: str | None = None
+    auth: str | None = None
 
 
 class ChainStep(BaseModel):
@@ -51,6 +57,9 @@ class ChatWorkflowInput(BaseModel):
     request_id: str | None = None
     chain_id: str | None = None
     chain_version: int | None = None
+    callback_url: str | None = None
+    operation_type: str | None = None
+    prompts: list[PromptUse] = []
 
 
 class ProviderCallInput(BaseModel):

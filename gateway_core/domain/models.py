@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 ResourceId = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,49})$", max_length=50)
 ]
 
-ProviderName = Literal["openai"]
+ProviderName = Literal["openai", "azure_openai", "anthropic", "gemini", "bedrock"]
+CredentialSourceName = Literal["env", "aws_secrets_manager", "vault"]
+# How a provider authenticates with the credential's value: `api_key` is the provider's
+# own key header; `entra_id` (Azure OpenAI) sends the value as a Microsoft Entra ID
+# bearer token.
+AuthKind = Literal["api_key", "entra_id"]
 
 
 class CredentialRef(BaseModel):
@@ -19,8 +33,26 @@ class CredentialRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: Literal["env"] = "env"
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
+    source: CredentialSourceName = "env"
+    # env: the variable's name
+    name: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
+        | None
+    ) = None
+    # aws_secrets_manager: the secret's id or ARN, optional region override
+    secret_id: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")] | None = None
+    # vault: KV v2 mount and path
+    mount: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")] | None = None
+    path: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./-]{1,500}$")] | None = None
+    # aws_secrets_manager / vault: which key of a JSON / KV secret holds the value
+    field: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Each source uses a few of the fields: show (and store) only those that are set.
+        dumped: dict[str, Any] = handler(self)
+        return {key: value for key, value in dumped.items() if value is not None}
 
 
 class ModelParams(BaseModel):
@@ -58,15 +90,51 @@ class ModelBase(BaseModel):
     # OpenAI-compatible servers that reject stream_options.
     stream_usage: bool = True
     description: str | None = Field(default=None, max_length=2000)
+    # Provider-specific settings (see _provider_fields for which provider takes which).
+    api_version: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,40}$")] | None = None
+    deployment: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")] | None = None
+    auth: AuthKind | None = None
 
     @field_validator("credential")
     @classmethod
     def _not_gateway_setting(cls, value: CredentialRef | None) -> CredentialRef | None:
         # Checked where operators write models, not in CredentialRef itself: recorded
         # workflow inputs must keep decoding whatever rules are added later.
-        if value is not None and value.name.upper().startswith("PMP_"):
+        if value is None:
+            return value
+        if value.name is not None and value.name.upper().startswith("PMP_"):
             raise ValueError("PMP_* variables are the gateway's own settings, not credentials")
+        missing = [f for f in _CREDENTIAL_FIELDS[value.source] if getattr(value, f) is None]
+        if missing:
+            raise ValueError(f"credential source {value.source} needs {', '.join(missing)}")
         return value
+
+    @model_validator(mode="after")
+    def _provider_fields(self) -> Self:
+        for name, providers in _PROVIDER_FIELDS.items():
+            if getattr(self, name) is not None and self.provider not in providers:
+                raise ValueError(f"`{name}` applies to provider {' or '.join(providers)} only")
+        if self.provider == "azure_openai" and self.base_url is None:
+            raise ValueError("azure_openai needs base_url: the resource endpoint")
+        if self.provider == "bedrock" and self.region is None:
+            raise ValueError("bedrock needs region")
+        if self.auth == "entra_id" and self.credential is None:
+            raise ValueError("entra_id auth needs a credential holding the bearer token")
+        return self
+
+
+_CREDENTIAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "env": ("name",),
+    "aws_secrets_manager": ("secret_id",),
+    "vault": ("path",),
+}
+_PROVIDER_FIELDS: dict[str, tuple[str, ...]] = {
+    "api_version": ("azure_openai", "anthropic"),
+    "deployment": ("azure_openai",),
+    "region": ("bedrock",),
+    "auth": ("azure_openai",),
+}
 
 
 class ModelCreate(ModelBase):
@@ -86,3 +154,11 @@ class Model(ModelBase):
     version: int = 1
     created_at: datetime
     updated_at: datetime
+
+
+class ModelVersion(ModelBase):
+    """One version of a model as it was written; `created_at` is when it was written."""
+
+    id: ResourceId
+    version: int
+    created_at: datetime

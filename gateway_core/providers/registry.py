@@ -5,21 +5,36 @@ from __future__ import annotations
 import httpx
 
 from gateway_core.errors import ConfigurationError
+from gateway_core.providers.anthropic import AnthropicProvider
+from gateway_core.providers.azure_openai import AzureOpenAIProvider
 from gateway_core.providers.base import LlmProvider
+from gateway_core.providers.bedrock import BedrockProvider
+from gateway_core.providers.gemini import GeminiProvider
 from gateway_core.providers.openai import OpenAIProvider
 
 
 class ProviderRegistry:
-    """Holds one adapter per provider, all sharing one HTTP connection pool."""
+    """Holds one adapter per provider; the HTTP ones share one connection pool."""
 
     def __init__(self, http: httpx.AsyncClient) -> None:
-        self._providers: dict[str, LlmProvider] = {"openai": OpenAIProvider(http)}
+        self._bedrock = BedrockProvider()
+        self._providers: dict[str, LlmProvider] = {
+            "openai": OpenAIProvider(http),
+            "azure_openai": AzureOpenAIProvider(http),
+            "anthropic": AnthropicProvider(http),
+            "gemini": GeminiProvider(http),
+            "bedrock": self._bedrock,
+        }
 
     def get(self, name: str) -> LlmProvider:
         provider = self._providers.get(name)
         if provider is None:
             raise ConfigurationError(f"provider {name!r} is not supported")
         return provider
+
+    def close(self) -> None:
+        """Release what is not the shared HTTP pool (boto3's thread pool)."""
+        self._bedrock.close()
 
 
 def build_http_client(connect_timeout_s: float, max_connections: int) -> httpx.AsyncClient:

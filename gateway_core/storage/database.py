@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
+from typing import Protocol
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
@@ -12,6 +15,28 @@ from psycopg_pool import AsyncConnectionPool
 logger = logging.getLogger(__name__)
 
 Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
+Connection = AsyncConnection[DictRow]
+
+
+class ConnectionSource(Protocol):
+    """What repositories borrow connections from: the pool, or one shared connection."""
+
+    def connection(self) -> AbstractAsyncContextManager[Connection]: ...
+
+
+class SharedConnection:
+    """One connection lent again and again, so several repositories write in one transaction.
+
+    Their own `conn.transaction()` blocks become savepoints inside the caller's.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        yield self._conn
+
 
 # Any constant works; it only has to be the same in every gateway process.
 _MIGRATION_LOCK_ID = 0x504D5047

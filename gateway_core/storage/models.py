@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
-from gateway_core.domain.models import Model, ModelCreate, ModelUpdate
-from gateway_core.errors import ConflictError, ModelNotFoundError
-from gateway_core.storage.database import Pool
+from gateway_core.domain.models import Model, ModelCreate, ModelUpdate, ModelVersion
+from gateway_core.errors import ConflictError, ModelNotFoundError, NotFoundError
+from gateway_core.storage.database import ConnectionSource
 from gateway_core.storage.names import claim_routable_id
 
 _INSERT_VERSION = "INSERT INTO model_versions (model_id, version, definition) VALUES (%s, %s, %s)"
@@ -27,10 +28,21 @@ def _to_model(row: dict[str, Any]) -> Model:
     )
 
 
+def _to_version(row: dict[str, Any]) -> ModelVersion:
+    return ModelVersion.model_validate(
+        {
+            **row["definition"],
+            "id": row["model_id"],
+            "version": row["version"],
+            "created_at": row["created_at"],
+        }
+    )
+
+
 class ModelRepository:
     """Stores Model definitions as JSON documents keyed by id."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: ConnectionSource) -> None:
         self._pool = pool
 
     async def list(self, *, enabled_only: bool = False) -> list[Model]:
@@ -104,3 +116,44 @@ class ModelRepository:
             cursor = await conn.execute("DELETE FROM models WHERE id = %s", (model_id,))
         if cursor.rowcount == 0:
             raise ModelNotFoundError(f"model {model_id!r} does not exist", param="model")
+
+    async def list_versions(
+        self, model_id: str, *, limit: int = 50, before: int | None = None
+    ) -> builtins.list[ModelVersion]:
+        """Versions newest first (also of a deleted model), those below `before` when given."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM model_versions WHERE model_id = %s"
+                " AND (%s::int IS NULL OR version < %s::int) ORDER BY version DESC LIMIT %s",
+                (model_id, before, before, limit),
+            )
+            rows = await cursor.fetchall()
+        if not rows and before is None:
+            raise ModelNotFoundError(f"model {model_id!r} does not exist", param="model")
+        return [_to_version(row) for row in rows]
+
+    async def get_version(self, model_id: str, version: int) -> ModelVersion:
+        """One version of the model, or a NotFoundError."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM model_versions WHERE model_id = %s AND version = %s",
+                (model_id, version),
+            )
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFoundError(
+                f"model {model_id!r} has no version {version}",
+                param="version",
+                code="version_not_found",
+            )
+        return _to_version(row)
+
+    async def revert(
+        self, model_id: str, version: int, *, expected_version: int | None = None
+    ) -> Model:
+        """Make an old version current again, as a new version (validated as an update)."""
+        old = await self.get_version(model_id, version)
+        definition = ModelUpdate.model_validate(
+            old.model_dump(exclude={"id", "version", "created_at"})
+        )
+        return await self.update(model_id, definition, expected_version=expected_version)

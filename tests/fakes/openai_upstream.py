@@ -170,6 +170,17 @@ class FakeOpenAI:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
         deltas += [{"content": word} for word in _words(text)]
+        finish = "stop"
+        if scenario.tool_calls:  # OpenAI streams a call's name first, then argument pieces
+            deltas, finish = [{"role": "assistant", "content": None}], "tool_calls"
+            for index, call in enumerate(scenario.tool_calls):
+                head = {**call, "index": index, "function": {**call["function"], "arguments": ""}}
+                arguments = call["function"]["arguments"]
+                half = len(arguments) // 2
+                deltas.append({"tool_calls": [head]})
+                for piece in (arguments[:half], arguments[half:]):
+                    piece_delta = {"index": index, "function": {"arguments": piece}}
+                    deltas.append({"tool_calls": [piece_delta]})
         try:
             for sent, delta in enumerate(deltas):
                 if scenario.break_after_chunks is not None and sent >= scenario.break_after_chunks:
@@ -187,7 +198,7 @@ class FakeOpenAI:
                     await asyncio.sleep(scenario.chunk_delay_s)
             final = {
                 **base,
-                "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}],
             }
             yield f"data: {json.dumps(final)}\n\n"
             if include_usage:

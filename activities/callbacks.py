@@ -1,0 +1,35 @@
+"""The callback activity: one signed POST of an operation document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+from temporalio import activity
+
+from activities.errors import to_application_error
+from gateway_core.callbacks import post_signed
+from gateway_core.domain.operations import CallbackInput, CallbackOutcome
+from gateway_core.errors import GatewayError
+
+
+class CallbackActivities:
+    """Holds the HTTP pool and the signing secret (never in workflow history)."""
+
+    def __init__(self, http: httpx.AsyncClient, secret: bytes) -> None:
+        self._http = http
+        self._secret = secret
+
+    @activity.defn(name="deliver_callback")
+    async def deliver(self, callback: CallbackInput) -> CallbackOutcome:
+        body = callback.document.model_dump_json().encode()
+        try:
+            status = await post_signed(self._http, callback.url, body, self._secret)
+        except GatewayError as error:
+            raise to_application_error(error) from None
+        return CallbackOutcome(
+            delivered=True,
+            status_code=status,
+            attempts=activity.info().attempt,
+            delivered_at=datetime.now(UTC),
+        )

@@ -1,0 +1,140 @@
+"""Operations survive process deaths: a worker killed mid-call, an API restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway_api.app import create_app
+from gateway_api.runtime import open_runtime
+from gateway_core.config import Settings
+from tests.conftest import ADMIN_KEY, UPSTREAM_KEY, UPSTREAM_KEY_ENV
+from tests.fakes.openai_upstream import FakeOpenAI, Scenario
+
+pytestmark = pytest.mark.e2e
+CLI = str(Path(sys.executable).parent / "pmp-gateway")
+
+
+def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PMP_TEMPORAL_ADDRESS": str(settings.temporal_address),
+        "PMP_DATABASE_URL": settings.database_url.get_secret_value()
+        if settings.database_url
+        else "",
+        "PMP_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "PMP_DATA_DIR": str(settings.data_dir),
+        UPSTREAM_KEY_ENV: UPSTREAM_KEY,
+    }
+    env.pop("PMP_REDIS_URL", None)
+    with log.open("ab") as out:
+        return subprocess.Popen([CLI, "worker"], env=env, stdout=out, stderr=out)
+
+
+@asynccontextmanager
+async def _api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with open_runtime(settings, "api") as runtime:
+        app = create_app(settings, runtime=runtime)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://gateway",
+            timeout=30,
+            headers={"authorization": f"Bearer {ADMIN_KEY}"},
+        ) as client:
+            yield client
+
+
+async def _poll(client: httpx.AsyncClient, operation_id: str, timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        document = dict((await client.get(f"/v1/operations/{operation_id}")).json())
+        if document.get("status") in ("completed", "failed", "cancelled"):
+            return document
+        assert time.monotonic() < deadline, document
+        await asyncio.sleep(0.25)
+
+
+async def _submit(client: httpx.AsyncClient, model: str) -> str:
+    response = await client.post(
+        "/v1/chat/completions?async=true",
+        json={"model": model, "messages": [{"role": "user", "content": "survive"}]},
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["operation_id"])
+
+
+async def _model(client: httpx.AsyncClient, upstream: FakeOpenAI) -> str:
+    model = f"m-{uuid.uuid4().hex[:8]}"
+    created = await client.post(
+        "/admin/models",
+        json={
+            "id": model,
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "base_url": upstream.base_url,
+            "credential": {"source": "env", "name": UPSTREAM_KEY_ENV},
+        },
+    )
+    assert created.status_code == 201, created.text
+    return model
+
+
+async def test_operation_completes_after_its_worker_is_killed_mid_call(
+    settings: Settings, upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    worker = _start_worker(settings, tmp_path / "worker-1.log")
+    replacement = None
+    try:
+        async with _api(settings) as client:
+            model = await _model(client, upstream)
+            upstream.enqueue(Scenario(content="first try", delay_s=30), Scenario(content="done"))
+            operation_id = await _submit(client, model)
+            deadline = time.monotonic() + 30
+            while not upstream.requests:
+                assert time.monotonic() < deadline, (tmp_path / "worker-1.log").read_text()
+                await asyncio.sleep(0.1)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+            replacement = _start_worker(settings, tmp_path / "worker-2.log")
+            document = await _poll(client, operation_id, timeout_s=60)
+        assert document["status"] == "completed", document
+        assert document["result"]["choices"][0]["message"]["content"] == "done"
+        assert len(upstream.requests) == 2
+    finally:
+        for process in (worker, replacement):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+
+
+async def test_operation_is_found_after_the_api_restarts(
+    settings: Settings, upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    worker = _start_worker(settings, tmp_path / "worker.log")
+    try:
+        async with _api(settings) as client:
+            model = await _model(client, upstream)
+            upstream.enqueue(Scenario(content="after restart", delay_s=1))
+            operation_id = await _submit(client, model)
+        async with _api(settings) as restarted:
+            document = await _poll(restarted, operation_id, timeout_s=30)
+        assert document["status"] == "completed"
+        assert document["result"]["choices"][0]["message"]["content"] == "after restart"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
