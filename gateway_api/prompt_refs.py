@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway_api.runtime import Runtime
+from gateway_core.auth.service import Caller
 from gateway_core.domain.prompts import Prompt, PromptUse, PromptVersion, render_content
 from gateway_core.errors import NotFoundError, PromptNotFoundError
 from gateway_core.templating import MissingVariablesError
@@ -17,11 +18,12 @@ REFERENCE_KEYS = ("prompt_id", "prompt_version", "variables")
 
 
 async def render_prompt_references(
-    runtime: Runtime, messages: list[dict[str, Any]]
+    runtime: Runtime, messages: list[dict[str, Any]], caller: Caller | None = None
 ) -> tuple[list[dict[str, Any]], list[PromptUse]]:
     """Messages with every prompt reference rendered, and the prompt versions used.
 
     Unknown prompts or versions are 404 and missing variables 400; both name the message.
+    A caller's key must be allowed to use each referenced prompt (403 naming it).
     """
     rendered: list[dict[str, Any]] = []
     uses: list[PromptUse] = []
@@ -29,6 +31,8 @@ async def render_prompt_references(
         if message.get("prompt_id") is None:
             rendered.append(message)
             continue
+        if caller is not None:
+            caller.require("prompts", str(message["prompt_id"]))
         prompt = await _load(runtime, index, message)
         use = PromptUse(prompt_id=prompt.id, version=prompt.version)
         if use not in uses:

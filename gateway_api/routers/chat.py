@@ -49,7 +49,7 @@ async def create_chat_completion(
     route = await resolve_route(runtime, request.model)
     caller.require("chains" if route.chain_id else "models", request.model)
     body = request.upstream_body()
-    body["messages"], prompts = await render_prompt_references(runtime, body["messages"])
+    body["messages"], prompts = await render_prompt_references(runtime, body["messages"], caller)
     estimate = estimate_request_tokens(body)
     await enforce_rate_limit(http, runtime, caller, tokens=estimate)
     account = UsageAccount(runtime, caller, request.model, estimate)

@@ -14,7 +14,14 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from gateway_core.process import ensure_port_free, free_port, spawn, stop, wait_for_port
+from gateway_core.process import (
+    StartupError,
+    ensure_port_free,
+    free_port,
+    spawn,
+    stop,
+    wait_for_port,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +87,7 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path, port: int = 0) -> None:
         self.pgdata = data_dir / "postgres"
         self.log_path = data_dir / "logs" / "postgres.log"
+        self._auto_port = port == 0
         self.port = port or free_port()
         self._process: asyncio.subprocess.Process | None = None
         self._user = _service_user()
@@ -95,6 +103,20 @@ class EmbeddedPostgres:
         bin_dir = _bin_dir()
         if not (self.pgdata / "PG_VERSION").exists():
             await asyncio.to_thread(self._initdb, bin_dir)
+        # A port picked at random can be taken between the check and the bind: retry.
+        attempts = 3 if self._auto_port else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._start(bin_dir)
+                return self
+            except StartupError:
+                if attempt == attempts:
+                    raise
+                logger.info("embedded PostgreSQL did not start; trying another port")
+                self.port = free_port()
+        return self
+
+    async def _start(self, bin_dir: Path) -> None:
         self._remove_stale_pid()
         ensure_port_free("127.0.0.1", self.port, "PMP_EMBEDDED_POSTGRES_PORT")
         self._process = await spawn(
@@ -111,7 +133,7 @@ class EmbeddedPostgres:
                 "-c",
                 "max_connections=200",
                 "-c",
-                "shared_buffers=128MB",
+                "shared_buffers=64MB",
             ],
             log_path=self.log_path,
             death_signal=signal.SIGINT,
@@ -122,8 +144,8 @@ class EmbeddedPostgres:
             await self._wait_accepting()
         except BaseException:
             await stop(self._process, signal.SIGINT)
+            self._process = None
             raise
-        return self
 
     async def __aexit__(
         self,

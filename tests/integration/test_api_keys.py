@@ -182,3 +182,29 @@ async def test_the_key_table_holds_no_usable_secret(gateway: Gateway) -> None:
     # The hash is keyed: the plain SHA-256 of the key is not what is stored.
     assert hashlib.sha256(key.encode()).hexdigest() not in stored
     assert row["key_hash"] == gateway.runtime.authenticator._hasher.digest(key)
+
+
+async def test_prompt_permission_is_enforced_on_prompt_references(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    await gateway.add_model("fast-chat", upstream)
+    for prompt_id in ("allowed", "secret-sauce"):
+        created = await gateway.admin.post(
+            "/admin/prompts", json={"id": prompt_id, "name": prompt_id, "content": "Be nice."}
+        )
+        assert created.status_code == 201, created.text
+    key = await _key(
+        gateway,
+        {"id": "p", "name": "p", "permissions": {"models": "all", "prompts": ["allowed"]}},
+    )
+    client = _client(gateway, key)
+    ok = await client.chat.completions.create(
+        model="fast-chat",
+        messages=[{"role": "system", "prompt_id": "allowed"}, *MESSAGES],  # type: ignore[list-item]
+    )
+    assert ok.choices[0].message.content == "echo: hello"
+    with pytest.raises(openai.PermissionDeniedError, match="secret-sauce"):
+        await client.chat.completions.create(
+            model="fast-chat",
+            messages=[{"role": "system", "prompt_id": "secret-sauce"}, *MESSAGES],  # type: ignore[list-item]
+        )
