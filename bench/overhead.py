@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import auth_cost  # bench/auth_cost.py, beside this script
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -532,6 +533,9 @@ async def benchmark(
     errors = print_errors(phases)
     if errors:
         print(f"\n{errors} request(s) failed")
+    print("\nPer-request cost of API-key authentication and rate limiting (bench/auth_cost.py):")
+    for line in await auth_cost.measure():
+        print(f"  {line}")
     return 1 if errors else 0
 
 

@@ -1,0 +1,1 @@
+"""Response cache: exact answers in memory or Redis, semantic matches in pgvector."""
