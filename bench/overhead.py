@@ -49,6 +49,7 @@ UPSTREAM_KEY = "sk-bench-upstream-secret"
 UPSTREAM_KEY_ENV = "BENCH_UPSTREAM_API_KEY"
 MODEL_ID = "bench"
 CHAIN_ID = "bench-chain"
+CACHED_MODEL_ID = "bench-cached"
 UPSTREAM_MODEL = "gpt-4o-mini"
 TARGET_OVERHEAD_MS = 10.0
 TARGET_RPS = 150.0
@@ -286,6 +287,25 @@ async def create_model(client: httpx.AsyncClient, gateway_url: str, upstream_url
         )
 
 
+async def create_cached_model(
+    client: httpx.AsyncClient, gateway_url: str, upstream_url: str
+) -> None:
+    """A model whose answers are cached: repeated identical requests are hits."""
+    body = {
+        "id": CACHED_MODEL_ID,
+        "provider": "openai",
+        "model": UPSTREAM_MODEL,
+        "base_url": f"{upstream_url}/v1",
+        "credential": {"source": "env", "name": UPSTREAM_KEY_ENV},
+        "cache": {"mode": "exact", "ttl_seconds": 600},
+    }
+    response = await client.post(
+        f"{gateway_url}/admin/models", json=body, headers={"authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    if response.status_code != 201:
+        raise StartupError(f"POST /admin/models answered {response.status_code}: {response.text}")
+
+
 async def create_failing_chain(client: httpx.AsyncClient, gateway_url: str) -> None:
     """A two-step chain whose first model fails fast (connection refused), then `bench`."""
     headers = {"authorization": f"Bearer {ADMIN_KEY}"}
@@ -432,6 +452,14 @@ async def measure(
     chain = plain_sender(client, Target("chain", gateway.base_url, gateway.key, CHAIN_ID))
     phases.append(await run_phase("warm-up chain", chain, 10, 1, limit))
     phases.append(await run_phase("chain fallback c=1", chain, plan.serial, 1, limit))
+    cached = plain_sender(client, Target("cache", gateway.base_url, gateway.key, CACHED_MODEL_ID))
+    phases.append(await run_phase("warm-up cache", cached, 10, 1, limit))
+    phases.append(await run_phase("cache hit c=1", cached, plan.serial, 1, limit))
+    phases.append(
+        await run_phase(
+            f"cache hit c={plan.concurrency}", cached, plan.concurrent, plan.concurrency, limit
+        )
+    )
     return phases
 
 
@@ -484,6 +512,13 @@ def print_targets(by_label: dict[str, Phase], concurrency: int) -> None:
         f"added p50 vs a healthy single model (chain/single = "
         f"{fmt(chain.percentile(0.5) / gateway1.percentile(0.5))}x)"
     )
+    hit1 = by_label["cache hit c=1"]
+    hitn = by_label[f"cache hit c={concurrency}"]
+    print(
+        f"cache hit:                  p50 {fmt(hit1.percentile(0.5))} ms at c=1 "
+        f"(direct {fmt(direct1.percentile(0.5))} ms); {fmt(hitn.rps, 1)} req/s at "
+        f"c={concurrency} (direct {fmt(directn.rps, 1)} req/s)"
+    )
     print()
     print("Targets")
     print(
@@ -493,6 +528,10 @@ def print_targets(by_label: dict[str, Phase], concurrency: int) -> None:
     print(
         f"  >= {TARGET_RPS:.0f} req/s at concurrency {concurrency}: "
         f"{fmt(gatewayn.rps, 1)} req/s -> {verdict(gatewayn.rps >= TARGET_RPS)}"
+    )
+    print(
+        f"  cache hit p50 at concurrency 1 <= 2 ms: {fmt(hit1.percentile(0.5))} ms -> "
+        f"{verdict(hit1.percentile(0.5) <= 2.0)}"
     )
 
 
@@ -522,6 +561,7 @@ async def benchmark(
         print(f"gateway ready after {ready_s:.1f} s at {gateway_url}; upstream at {upstream_url}")
         await create_model(client, gateway_url, upstream_url)
         await create_failing_chain(client, gateway_url)
+        await create_cached_model(client, gateway_url, upstream_url)
         direct = Target("direct", upstream_url, UPSTREAM_KEY, UPSTREAM_MODEL)
         gateway = Target("gateway", gateway_url, ADMIN_KEY, MODEL_ID)
         started = time.perf_counter()

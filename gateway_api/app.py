@@ -11,6 +11,7 @@ from gateway_api.errors import install_error_handlers
 from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.routers import (
     admin_api_keys,
+    admin_cache,
     admin_chains,
     admin_config,
     admin_credentials,
@@ -60,6 +61,7 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
         admin_config.router,
         admin_api_keys.router,
         admin_credentials.router,
+        admin_cache.router,
         operations.router,
     ):
         app.include_router(router)

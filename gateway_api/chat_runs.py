@@ -133,6 +133,7 @@ def _resolved(model: Model) -> ResolvedModel:
         deployment=model.deployment,
         region=model.region,
         auth=model.auth,
+        cache=model.cache,
     )
 
 

@@ -25,12 +25,18 @@ from gateway_core.auth.service import Authenticator
 from gateway_core.auth.usage import UsageRecorder
 from gateway_core.breaker.base import BreakerConfig, CircuitBreaker, MemoryCircuitBreaker
 from gateway_core.breaker.redis import RedisCircuitBreaker
+from gateway_core.cache.base import CacheLimits, ResponseCache
+from gateway_core.cache.memory import MemoryResponseCache
+from gateway_core.cache.redis import RedisResponseCache
+from gateway_core.cache.semantic import Embedder, ProviderEmbedder, SemanticIndex
 from gateway_core.callbacks import derive_callback_secret
 from gateway_core.config import Settings
+from gateway_core.credentials.sources import build_resolver
 from gateway_core.domain.chains import ModelChain
 from gateway_core.domain.models import Model
 from gateway_core.domain.prompts import Prompt
 from gateway_core.metrics import GatewayMetrics
+from gateway_core.providers.registry import ProviderRegistry, build_http_client
 from gateway_core.storage.api_keys import ApiKeyRepository
 from gateway_core.storage.chains import ChainRepository
 from gateway_core.storage.database import Pool, migrate, open_pool
@@ -77,6 +83,10 @@ class Runtime:
     eager_start: bool
     temporal_address: str
     temporal_ui_url: str | None = None
+    # Answers served without a run (see gateway_api.response_cache).
+    response_cache: ResponseCache = field(default_factory=MemoryResponseCache)
+    semantic_index: SemanticIndex | None = None
+    embedder: Embedder | None = None
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, work: Coroutine[Any, Any, Any], what: str) -> None:
@@ -181,6 +191,9 @@ async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterato
             eager_start=mode == "serve",
             temporal_address=temporal_address,
             temporal_ui_url=ui_url,
+            response_cache=_response_cache(settings, redis),
+            semantic_index=SemanticIndex(pool),
+            embedder=await _embedder(settings, stack) if mode != "worker" else None,
         )
 
 
@@ -233,6 +246,22 @@ def _breaker(settings: Settings, redis: Redis | None) -> CircuitBreaker:
         probes=settings.breaker_probes,
     )
     return RedisCircuitBreaker(redis, config) if redis else MemoryCircuitBreaker(config)
+
+
+def _response_cache(settings: Settings, redis: Redis | None) -> ResponseCache:
+    limits = CacheLimits(max_entries=settings.cache_max_entries, max_bytes=settings.cache_max_bytes)
+    return RedisResponseCache(redis, limits) if redis else MemoryResponseCache(limits)
+
+
+async def _embedder(settings: Settings, stack: AsyncExitStack) -> Embedder:
+    """The default embedder for semantic caching: the cached model's provider."""
+    http = build_http_client(settings.upstream_connect_timeout_s, max_connections=20)
+    stack.push_async_callback(http.aclose)
+    providers = ProviderRegistry(http)
+    stack.callback(providers.close)
+    return ProviderEmbedder(
+        providers, build_resolver(settings, http), settings.cache_embedding_model
+    )
 
 
 def _stream_bus(redis: Redis | None, mode: Mode) -> StreamBus | None:

@@ -36,6 +36,16 @@ class ChatMessage(BaseModel):
         return self
 
 
+class CacheRequest(BaseModel):
+    """The request's `cache` object: per-request cache control (a gateway extension)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl: int | None = Field(default=None, ge=1)
+    no_cache: bool = False
+    no_store: bool = False
+
+
 class ChatCompletionRequest(BaseModel):
     """POST /v1/chat/completions: fields the gateway reads; the rest are forwarded as-is."""
 
@@ -54,10 +64,14 @@ class ChatCompletionRequest(BaseModel):
     n: int | None = Field(default=None, ge=1, le=128)
     # Gateway extension for `?async=true`: where to POST the operation when it ends.
     callback_url: str | None = Field(default=None, pattern=r"^https?://\S+$", max_length=2000)
+    # Gateway extension: per-request response-cache control, never sent upstream.
+    cache: CacheRequest | None = None
 
     def upstream_body(self) -> dict[str, Any]:
         """The body for the provider: everything the caller sent except routing fields."""
-        return self.model_dump(exclude_unset=True, exclude={"model", "stream", "callback_url"})
+        return self.model_dump(
+            exclude_unset=True, exclude={"model", "stream", "callback_url", "cache"}
+        )
 
 
 class ModelCard(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -22,7 +22,7 @@ from gateway_core.errors import (
     StreamInterruptedError,
     error_from_payload,
 )
-from gateway_core.streaming.assembler import response_to_chunks
+from gateway_core.streaming.assembler import ChunkAssembler, response_to_chunks
 from gateway_core.streaming.bus import StreamEvent
 
 logger = logging.getLogger(__name__)
@@ -40,9 +40,13 @@ class StreamRelay:
         run_id: str,
         include_usage: bool,
         on_done: Callable[[str | None, dict[str, Any] | None], None] | None = None,
+        on_complete: Callable[[dict[str, Any], str], Awaitable[None]] | None = None,
     ) -> None:
         self._runtime = runtime
         self._on_done = on_done
+        # Given the assembled answer of a stream that ended with [DONE], and who served it.
+        self._on_complete = on_complete
+        self._assembler = ChunkAssembler() if on_complete is not None else None
         self._usage: dict[str, Any] | None = None
         self._run_id = run_id
         self._include_usage = include_usage
@@ -144,6 +148,8 @@ class StreamRelay:
         try:
             event = self._first
             while event is not None and event.get("type") == "chunk":
+                if self._assembler is not None:
+                    self._assembler.add(event["data"])
                 frame = self._frame(event["data"])
                 if frame:
                     yield frame
@@ -155,12 +161,26 @@ class StreamRelay:
                     if frame:
                         yield frame
             self._finished = True
+            await self._complete(event)
             yield b"data: [DONE]\n\n"
         except GatewayError as error:
             self._finished = True
             yield sse_error(error)
         finally:
             await self.close()
+
+    async def _complete(self, last: StreamEvent | None) -> None:
+        if self._on_complete is None or self._assembler is None:
+            return
+        # A "result" event is the run's own whole answer (its chunks never reached us).
+        whole = last is not None and last.get("type") == "result"
+        response = last["data"] if whole and last else self._assembler.response()
+        served_by = self.headers().get("x-pmp-served-by", "")
+        result = self._result
+        finished = result is not None and result.done() and not result.cancelled()
+        if not served_by and finished and result is not None and result.exception() is None:
+            served_by = result.result().served_by
+        await self._on_complete(response, served_by)
 
     def _frame(self, chunk: dict[str, Any]) -> bytes | None:
         if chunk.get("usage"):

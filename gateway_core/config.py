@@ -41,6 +41,11 @@ class Settings(BaseSettings):
 
     redis_url: SecretStr | None = None
 
+    # Response cache (in Redis when PMP_REDIS_URL is set, else in process memory).
+    cache_max_entries: int = Field(default=10_000, ge=1)
+    cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    cache_embedding_model: str = "text-embedding-3-small"
+
     # HMAC secret for stored API key hashes; processes sharing a database must share it.
     # Unset: generated at first start into the data dir.
     key_hash_secret: SecretStr | None = None

@@ -52,6 +52,23 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.cache_lookups = Counter(
+            "pmp_cache_lookups",
+            "Response-cache outcomes by requested name: hit, semantic-hit, miss, bypass.",
+            ["requested", "result"],
+            registry=self.registry,
+        )
+        self.cache_bytes = Gauge(
+            "pmp_cache_bytes",
+            "Bytes of answers the response cache holds (as of this process's last write).",
+            registry=self.registry,
+        )
+        self.cache_entries = Gauge(
+            "pmp_cache_entries",
+            "Entries the response cache holds (as of this process's last write).",
+            registry=self.registry,
+        )
+
     def observe_attempt(
         self, *, model: str, chain: str | None, step: int, outcome: str, seconds: float
     ) -> None:

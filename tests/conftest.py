@@ -158,8 +158,9 @@ async def _truncate(runtime: Runtime) -> None:
     async with runtime.pool.connection() as conn:
         await conn.execute(
             "TRUNCATE api_keys, api_key_usage, models, model_versions, chains, chain_versions,"
-            " prompts, prompt_versions"
+            " prompts, prompt_versions, semantic_cache"
         )
+    await runtime.response_cache.clear()  # a Redis cache outlives the test that filled it
 
 
 @asynccontextmanager

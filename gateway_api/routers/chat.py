@@ -23,6 +23,7 @@ from gateway_api.chat_runs import (
 from gateway_api.deps import AuthenticatedDep, RuntimeDep, enforce_rate_limit
 from gateway_api.operations import operation_attributes, pending_document
 from gateway_api.prompt_refs import render_prompt_references
+from gateway_api.response_cache import CachePlan, RequestControl
 from gateway_api.runtime import Runtime
 from gateway_api.schemas import ChatCompletionRequest
 from gateway_api.stream_relay import StreamRelay
@@ -45,6 +46,7 @@ async def create_chat_completion(
     caller: AuthenticatedDep,
     run_async: Annotated[bool, Query(alias="async")] = False,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    cache_control: Annotated[str | None, Header()] = None,
 ) -> Response:
     route = await resolve_route(runtime, request.model)
     caller.require("chains" if route.chain_id else "models", request.model)
@@ -65,9 +67,17 @@ async def create_chat_completion(
     )
     started = time.perf_counter()
     outcome, served_by = "error", ""
+    control = RequestControl.parse(cache_control, request.cache)
+    cache = CachePlan.for_request(runtime, caller, route, body, request.model, control)
     try:
+        hit = await cache.lookup()
+        if hit is not None:  # answered without a run: no Temporal, no provider
+            outcome, served_by = "ok", hit.served_by
+            account.settle(hit.served_by, None)
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            return cache.replay(hit, stream=bool(request.stream), include_usage=include_usage)
         response, served_by = await _run(
-            request, runtime, run_id, route, body, prompts, account, options
+            request, runtime, run_id, route, body, prompts, account, options, cache
         )
         outcome = "ok"
         return response
@@ -127,6 +137,7 @@ async def _run(
     prompts: list[PromptUse],
     account: UsageAccount,
     options: RunOptions,
+    cache: CachePlan,
 ) -> tuple[Response, str]:
     ui_headers: dict[str, str] = {}
     if runtime.temporal_ui_url:
@@ -139,16 +150,25 @@ async def _run(
             runtime, run_id, route, body, prompts=prompts, options=options
         )
         account.settle(result.served_by, result.response.get("usage"))
+        await cache.store(result.response, result.served_by)
         if result.fallbacks and result.chain_id:
             runtime.metrics.fallbacks.labels(result.chain_id).inc(result.fallbacks)
         headers = run_headers(run_id, result.served_by, result.attempts, result.fallbacks)
-        response = JSONResponse(with_metadata(result, run_id), headers=headers | ui_headers)
+        headers |= ui_headers | cache.headers()
+        response = JSONResponse(with_metadata(result, run_id), headers=headers)
         return response, result.served_by
 
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
-    relay = StreamRelay(runtime, run_id, include_usage, on_done=account.settle)
+    relay = StreamRelay(
+        runtime,
+        run_id,
+        include_usage,
+        on_done=account.settle,
+        on_complete=cache.store if cache.stores else None,
+    )
     await relay.start(route, body, prompts=prompts, options=options)
     headers = relay.headers()
-    sse_headers = {**headers, **ui_headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
+    sse_headers = {**headers, **ui_headers, **cache.headers()}
+    sse_headers |= {"cache-control": "no-cache", "x-accel-buffering": "no"}
     stream = StreamingResponse(relay.frames(), media_type="text/event-stream", headers=sse_headers)
     return stream, headers.get("x-pmp-served-by", "")

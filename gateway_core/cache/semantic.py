@@ -24,8 +24,9 @@ class Embedder(Protocol):
 
     name: str
 
-    async def embed(self, text: str, model: ResolvedModel, embedding_model: str | None) -> list[float]:
-        ...
+    async def embed(
+        self, text: str, model: ResolvedModel, embedding_model: str | None
+    ) -> list[float]: ...
 
 
 class ProviderEmbedder:
@@ -128,8 +129,6 @@ class SemanticIndex:
         # Also drops expired rows, so the table does not grow with dead vectors.
         params = () if argument is None else (argument,)
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                f"DELETE FROM semantic_cache WHERE {condition}", params
-            )
+            cursor = await conn.execute(f"DELETE FROM semantic_cache WHERE {condition}", params)
             await conn.execute("DELETE FROM semantic_cache WHERE expires_at <= now()")
         return cursor.rowcount

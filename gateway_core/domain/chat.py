@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway_core.domain.models import CredentialRef, ModelParams
+from gateway_core.domain.models import CachePolicy, CredentialRef, ModelParams
 from gateway_core.domain.prompts import PromptUse
 
 
@@ -28,6 +28,7 @@ class ResolvedModel(BaseModel):
     deployment: str | None = None
     region: str | None = None
     auth: str | None = None
+    cache: CachePolicy | None = None
 
 
 class ChainStep(BaseModel):

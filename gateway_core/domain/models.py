@@ -75,6 +75,21 @@ class ModelParams(BaseModel):
         return value
 
 
+class CachePolicy(BaseModel):
+    """Whether and how a model's answers are cached (see gateway_api.response_cache)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["exact", "semantic"] = "exact"
+    ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
+    # Off by default: with sampling, a repeated question is expected to vary.
+    cache_when_temperature_above_zero: bool = False
+    # Semantic mode: the least cosine similarity of the last user message that counts.
+    similarity_threshold: float = Field(default=0.95, ge=0, le=1)
+    # Semantic mode: the provider's embedding model (default: PMP_CACHE_EMBEDDING_MODEL).
+    embedding_model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
 class ModelBase(BaseModel):
     """Fields an operator sets on a model."""
 
@@ -95,6 +110,8 @@ class ModelBase(BaseModel):
     deployment: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
     region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")] | None = None
     auth: AuthKind | None = None
+    # Response caching; None (the default) caches nothing.
+    cache: CachePolicy | None = None
 
     @field_validator("credential")
     @classmethod
