@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from gateway_core.errors import GatewayError, UpstreamError, error_to_payload
 
@@ -29,4 +29,7 @@ def to_application_error(error: GatewayError, *, attempt: int | None = None) -> 
         type=type(error).__name__,
         non_retryable=not retryable,
         next_retry_delay=delay,
+        # An upstream failing is the gateway's daily business, not a bug: the SDK then logs
+        # it at DEBUG without a traceback (the API logs the outcome once, with the run id).
+        category=ApplicationErrorCategory.BENIGN,
     )
