@@ -132,4 +132,5 @@ async def apply_config(runtime: Runtime, config: GatewayConfig) -> ImportReport:
         raise StartupError(f"could not apply the configuration: {error.message}") from None
     runtime.model_cache.invalidate()
     runtime.prompt_cache.invalidate()
+    runtime.chain_cache.invalidate()
     return report

@@ -2,9 +2,11 @@
 
     version: 1
     models:  [ {id, provider, model, base_url, credential, config, ...}, ... ]
+    chains:  [ {id, name, steps: [{model_id, max_retries, ...}], ...}, ... ]
     prompts: [ {id, name, description, content, tags}, ... ]
 
-Chains, workflows and knowledge bases join as further sections. Entries carry what an
+Workflows and knowledge bases join as further sections. Chains are written after models,
+so a chain may name a model the same document creates. Entries carry what an
 operator writes (no versions, no timestamps, no derived fields) and never a secret:
 a model names where its credential lives, not the credential. Import validates the whole
 document first and reports every problem in one error; then it creates, updates and
@@ -15,26 +17,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from gateway_core.domain.chains import ChainCreate, ChainUpdate
 from gateway_core.domain.models import ModelCreate, ModelUpdate
 from gateway_core.domain.prompts import PromptCreate, PromptUpdate, prompt_variables
 from gateway_core.errors import InvalidRequestError
+from gateway_core.storage.chains import ChainRepository
 from gateway_core.storage.database import Pool, SharedConnection
 from gateway_core.storage.models import ModelRepository
 from gateway_core.storage.prompts import PromptRepository
 from gateway_core.templating import TemplateError
 
 DOCUMENT_VERSION = 1
-SECTIONS = ("models", "prompts")
+SECTIONS = ("models", "chains", "prompts")
 _IMPORT_LOCK_ID = 0x504D5043
 _MAX_PROBLEMS_SHOWN = 100
 
-Entry = TypeVar("Entry", ModelCreate, PromptCreate)
+Entry = TypeVar("Entry", ModelCreate, ChainCreate, PromptCreate)
 
 
 class ConfigError(InvalidRequestError):
@@ -58,6 +62,7 @@ class GatewayConfig:
 
     models: list[ModelCreate]
     prompts: list[PromptCreate]
+    chains: list[ChainCreate] = field(default_factory=list)
 
 
 class SectionReport(BaseModel):
@@ -72,6 +77,7 @@ class SectionReport(BaseModel):
 class ImportReport(BaseModel):
     dry_run: bool
     models: SectionReport
+    chains: SectionReport = SectionReport()
     prompts: SectionReport
 
 
@@ -126,12 +132,30 @@ def parse_config(document: Any) -> GatewayConfig:
         if key != "version" and key not in SECTIONS:
             problems.append(f"{key}: unknown section (known: {', '.join(SECTIONS)})")
     models = _entries("models", document.get("models"), ModelCreate, problems)
+    chains = _entries("chains", document.get("chains"), ChainCreate, problems)
     prompts = _entries("prompts", document.get("prompts"), PromptCreate, problems)
     for index, prompt in prompts:
         problems.extend(_template_problems(index, prompt))
+    problems.extend(_chain_problems(models, chains))
     if problems:
         raise ConfigError(problems)
-    return GatewayConfig([model for _, model in models], [prompt for _, prompt in prompts])
+    return GatewayConfig(
+        [model for _, model in models],
+        [prompt for _, prompt in prompts],
+        [chain for _, chain in chains],
+    )
+
+
+def _chain_problems(
+    models: list[tuple[int, ModelCreate]], chains: list[tuple[int, ChainCreate]]
+) -> list[str]:
+    """Chain and model ids share one namespace, also inside one document."""
+    model_ids = {model.id for _, model in models}
+    return [
+        f"chains[{index}] ({chain.id}): id: already the id of a model in this document"
+        for index, chain in chains
+        if chain.id in model_ids
+    ]
 
 
 def _entries(
@@ -181,17 +205,29 @@ def _template_problems(index: int, prompt: PromptCreate) -> list[str]:
 # --- export and import -------------------------------------------------------------
 
 
-def _entry_fields(entry: ModelCreate | PromptCreate) -> dict[str, Any]:
+def _entry_fields(entry: ModelCreate | ChainCreate | PromptCreate) -> dict[str, Any]:
     """An entry as the document holds it: id first, unset optional fields left out."""
     return {"id": entry.id, **entry.model_dump(mode="json", exclude_none=True, exclude={"id"})}
 
 
-async def export_config(models: ModelRepository, prompts: PromptRepository) -> dict[str, Any]:
+async def export_config(
+    models: ModelRepository, prompts: PromptRepository, chains: ChainRepository
+) -> dict[str, Any]:
     """The whole configuration as a document, entries ordered by id."""
     return {
         "version": DOCUMENT_VERSION,
         "models": [_entry_fields(e) for e in (await _current_models(models)).values()],
+        "chains": [_entry_fields(e) for e in (await _current_chains(chains)).values()],
         "prompts": [_entry_fields(e) for e in (await _current_prompts(prompts)).values()],
+    }
+
+
+async def _current_chains(repository: ChainRepository) -> dict[str, ChainCreate]:
+    return {
+        chain.id: ChainCreate.model_validate(
+            chain.model_dump(exclude={"version", "created_at", "updated_at"})
+        )
+        for chain in await repository.list()
     }
 
 
@@ -236,6 +272,13 @@ async def import_config(
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_IMPORT_LOCK_ID,))
         shared = SharedConnection(conn)
         models, prompts = ModelRepository(shared), PromptRepository(shared)
+        chains = ChainRepository(shared)
+        chain_writer = _Writer[ChainCreate](
+            current=lambda: _current_chains(chains),
+            create=chains.create,
+            update=lambda c: chains.update(c.id, ChainUpdate(**_without_id(c))),
+            delete=chains.delete,
+        )
         model_writer = _Writer[ModelCreate](
             current=lambda: _current_models(models),
             create=models.create,
@@ -251,6 +294,7 @@ async def import_config(
         return ImportReport(
             dry_run=dry_run,
             models=await _sync(model_writer, config.models, prune=prune, dry_run=dry_run),
+            chains=await _sync(chain_writer, config.chains, prune=prune, dry_run=dry_run),
             prompts=await _sync(prompt_writer, config.prompts, prune=prune, dry_run=dry_run),
         )
 

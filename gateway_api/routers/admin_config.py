@@ -30,7 +30,7 @@ async def export(
     format: Annotated[Literal["json", "yaml"] | None, Query()] = None,
 ) -> Response:
     """JSON, or YAML with `?format=yaml` or `Accept: application/yaml`."""
-    document = await export_config(runtime.models, runtime.prompts)
+    document = await export_config(runtime.models, runtime.prompts, runtime.chains)
     accept = request.headers.get("accept", "")
     if format == "yaml" or (format is None and any(t in accept for t in YAML_TYPES)):
         return Response(dump_yaml(document), media_type="application/yaml")
@@ -54,4 +54,5 @@ async def import_(
     report = await import_config(runtime.pool, config, prune=prune, dry_run=dry_run)
     runtime.model_cache.invalidate()
     runtime.prompt_cache.invalidate()
+    runtime.chain_cache.invalidate()
     return report

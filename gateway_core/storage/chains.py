@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from gateway_core.domain.chains import ChainBase, ChainCreate, ChainUpdate, ModelChain
 from gateway_core.errors import ConflictError, InvalidRequestError, NotFoundError
-from gateway_core.storage.database import Pool
+from gateway_core.storage.database import ConnectionSource
 from gateway_core.storage.names import claim_routable_id
 
 _INSERT_VERSION = "INSERT INTO chain_versions (chain_id, version, definition) VALUES (%s, %s, %s)"
@@ -58,7 +58,7 @@ async def _check_models(conn: AsyncConnection[DictRow], chain: ChainBase) -> Non
 class ChainRepository:
     """Stores ModelChain definitions as JSON documents keyed by id."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: ConnectionSource) -> None:
         self._pool = pool
 
     async def list(self) -> list[ModelChain]:

@@ -32,6 +32,16 @@ async def _populate(gateway: Gateway, upstream: FakeOpenAI) -> None:
     for prompt in (LONG_PROMPT, short):
         response = await gateway.admin.post("/admin/prompts", json=prompt)
         assert response.status_code == 201, response.text
+    chain = {
+        "id": "resilient",
+        "name": "Resilient",
+        "steps": [
+            {"model_id": "fast-chat", "max_retries": 1, "max_latency_ms": 800},
+            {"model_id": "keyless", "on_exhausted": "fail"},
+        ],
+    }
+    response = await gateway.admin.post("/admin/chains", json=chain)
+    assert response.status_code == 201, response.text
 
 
 async def _export(gateway: Gateway) -> dict[str, Any]:
@@ -59,7 +69,8 @@ async def test_export_imported_into_an_empty_gateway_reproduces_the_configuratio
 
     await _truncate(gateway.runtime)
     gateway.runtime.model_cache.invalidate()
-    assert (await _export(gateway)) == {"version": 1, "models": [], "prompts": []}
+    gateway.runtime.chain_cache.invalidate()
+    assert (await _export(gateway)) == {"version": 1, "models": [], "chains": [], "prompts": []}
     imported = await gateway.admin.post(
         "/admin/import", content=as_yaml.text, headers={"content-type": "application/yaml"}
     )
@@ -67,14 +78,17 @@ async def test_export_imported_into_an_empty_gateway_reproduces_the_configuratio
     report = imported.json()
     assert report["models"]["created"] == ["fast-chat", "keyless", "off"]
     assert report["prompts"]["created"] == ["short", "support"]
+    assert report["chains"]["created"] == ["resilient"]
     assert (await _export(gateway)) == exported
+    assert exported["chains"][0]["steps"][1]["on_exhausted"] == "fail"
     prompt = (await gateway.admin.get("/admin/prompts/support")).json()
     assert prompt["content"] == LONG_PROMPT["content"] and prompt["version"] == 1
-    # The imported model serves chat at once.
-    completion = await gateway.openai().chat.completions.create(
-        model="fast-chat", messages=[{"role": "user", "content": "ok"}]
-    )
-    assert completion.choices[0].message.content == "echo: ok"
+    # The imported model and chain serve chat at once.
+    for name in ("fast-chat", "resilient"):
+        completion = await gateway.openai().chat.completions.create(
+            model=name, messages=[{"role": "user", "content": "ok"}]
+        )
+        assert completion.choices[0].message.content == "echo: ok"
 
 
 async def test_import_with_several_errors_reports_all_and_changes_nothing(
@@ -84,7 +98,7 @@ async def test_import_with_several_errors_reports_all_and_changes_nothing(
     before = await _export(gateway)
     document = {
         "version": 2,
-        "chains": [],
+        "workflows": [],
         "models": [
             {"id": "brand-new", "provider": "openai", "model": "gpt-4o"},
             {"id": "hot", "provider": "openai", "model": "m", "config": {"temperature": 5}},
@@ -105,7 +119,7 @@ async def test_import_with_several_errors_reports_all_and_changes_nothing(
     assert message.startswith("the configuration has 8 problems:")
     for expected in (
         "version: must be 1, got 2",
-        "chains: unknown section",
+        "workflows: unknown section",
         "models[1] (hot): config.temperature: Input should be less than or equal to 2",
         "models[2] (brand-new): duplicate id (also models[0])",
         "models[3] (sneaky): credential: Value error, PMP_* variables",
