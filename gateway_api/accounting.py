@@ -18,6 +18,13 @@ class UsageAccount:
         self._estimate = estimate
         self._settled = False
 
+    def submitted(self) -> None:
+        """An async run: count the request now and keep its token estimate charged."""
+        if self._settled:
+            return
+        self._settled = True
+        self._runtime.usage.record(self._caller.key_id, self._requested, 0, 0)
+
     def settle(self, served_by: str | None, usage: dict[str, Any] | None) -> None:
         """Count the request for its serving model; swap the token estimate for the real use."""
         if self._settled:

@@ -185,7 +185,15 @@ async def cancel_operation(runtime: Runtime, caller: Caller, operation_id: str) 
             code="operation_finished",
         )
     handle = runtime.temporal.get_workflow_handle(operation_id)
-    await handle.cancel()
+    try:
+        await handle.cancel()
+    except RPCError as error:
+        # It ended between the describe above and the cancel request.
+        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise ConflictError(
+                f"operation {operation_id!r} has already ended", code="operation_finished"
+            ) from None
+        raise rpc_to_error(error) from None
     # The run ends as cancelled once its activity has closed the upstream request.
     with contextlib.suppress(WorkflowFailureError, TimeoutError):
         async with asyncio.timeout(10):
@@ -210,13 +218,22 @@ async def list_operations(
         clauses.append(f"{TYPE_ATTRIBUTE} = {_quoted(operation_type)}")
     if status:
         clauses.append(f"ExecutionStatus IN ({_QUERY_STATUS[status]})")
-    token = base64.urlsafe_b64decode(after.encode()) if after else None
+    try:
+        token = base64.urlsafe_b64decode(after.encode()) if after else None
+    except (ValueError, UnicodeEncodeError):
+        raise InvalidRequestError(
+            "`after` is not a cursor from a previous page", param="after"
+        ) from None
     iterator = runtime.temporal.list_workflows(
         " AND ".join(clauses), page_size=limit, next_page_token=token
     )
     try:
         await iterator.fetch_next_page()
     except RPCError as error:
+        if error.status == RPCStatusCode.INVALID_ARGUMENT and after:
+            raise InvalidRequestError(
+                "`after` is not a cursor from a previous page", param="after"
+            ) from None
         raise rpc_to_error(error) from None
     documents = []
     for execution in iterator.current_page or []:

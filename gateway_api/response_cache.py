@@ -86,7 +86,12 @@ class CachePlan:
         )
         self._looks_up = policy is not None and not sampled and not control.no_cache
         self.stores = policy is not None and not sampled and not control.no_store
-        self._ttl_s = min(policy.ttl_seconds, control.ttl_s or policy.ttl_seconds) if policy else 0
+        ttl_s = policy.ttl_seconds if policy else 0
+        if control.ttl_s is not None:
+            ttl_s = min(ttl_s, control.ttl_s)
+        self._ttl_s = ttl_s
+        if ttl_s <= 0:
+            self.stores = False
         self.key = self._key() if policy is not None else ""
         self.status: str | None = None if policy is None else "bypass"
         self.similarity: float | None = None
@@ -210,7 +215,7 @@ class CachePlan:
     def headers(self) -> dict[str, str]:
         """`x-pmp-cache` (and the key, and a semantic hit's similarity) for the response."""
         if self.status is None:
-            return {}
+            return {"x-pmp-cache": "bypass"}  # the model does not cache
         headers = {"x-pmp-cache": self.status, "x-pmp-cache-key": self.key}
         if self.similarity is not None:
             headers["x-pmp-cache-similarity"] = f"{self.similarity:.4f}"

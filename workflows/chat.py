@@ -7,7 +7,6 @@ or the error would fail the same way on every model.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ from temporalio.exceptions import (
     CancelledError,
     FailureError,
     TimeoutError,
+    is_cancelled_exception,
 )
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
@@ -101,12 +101,14 @@ class ChatWorkflow:
             return await self._walk(inp)
         try:
             result = await self._walk(inp)
-        except ApplicationError as failure:
-            detail = failure.details[0] if failure.details else {"message": failure.message}
-            await self._callback(inp, "failed", error=error_from_payload(detail).to_dict())
-            raise
-        except asyncio.CancelledError:
-            await self._callback(inp, "cancelled")
+        except Exception as error:
+            # A cancelled run surfaces as ActivityError(cause=CancelledError) or as the
+            # CancelledError itself; either way its callback says "cancelled".
+            if is_cancelled_exception(error):
+                await self._callback(inp, "cancelled")
+            elif isinstance(error, ApplicationError):
+                detail = error.details[0] if error.details else {"message": error.message}
+                await self._callback(inp, "failed", error=error_from_payload(detail).to_dict())
             raise
         await self._callback(
             inp, "completed", result=response_with_metadata(result, workflow.info().workflow_id)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 
 from gateway_api.deps import AdminDep, RuntimeDep
+from gateway_core.auth.service import ADMIN_CALLER_ID
 from gateway_core.domain.api_keys import (
     ApiKey,
     ApiKeyCreate,
@@ -88,7 +89,7 @@ async def key_usage(
     group_by: Literal["day", "model"] = "day",
 ) -> dict[str, object]:
     """Requests and tokens of a key per day or per model (`from`/`to` inclusive, UTC days)."""
-    if key_id != "admin":
+    if key_id != ADMIN_CALLER_ID:
         await runtime.api_keys.get(key_id)
     today = datetime.now(UTC).date()
     end = end or today

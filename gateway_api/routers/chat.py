@@ -122,7 +122,7 @@ async def _start_async(
     await start_run(
         runtime, operation_id, route, body, stream=False, prompts=prompts, options=options
     )
-    account.settle(None, None)  # counted now: nobody waits for the answer of an async run
+    account.submitted()  # nobody waits for the answer: the estimate stays charged
     document = pending_document(operation_id, OPERATION_TYPE)
     headers = {"location": f"/v1/operations/{operation_id}", "x-pmp-run-id": operation_id}
     return JSONResponse(document.model_dump(exclude_none=True), status_code=202, headers=headers)

@@ -59,7 +59,9 @@ class Caller:
             )
 
 
-ADMIN_CALLER = Caller("admin", ALL_PERMISSIONS, RateLimits())
+# Not a valid key id (ids start with a letter or digit): no stored key can be mistaken for it.
+ADMIN_CALLER_ID = "_admin"
+ADMIN_CALLER = Caller(ADMIN_CALLER_ID, ALL_PERMISSIONS, RateLimits())
 
 
 class Authenticator:

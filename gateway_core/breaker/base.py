@@ -60,6 +60,7 @@ class _Circuit:
     state: State = "closed"
     open_until: float = 0.0
     probes_taken: int = 0
+    probe_at: float = 0.0
     outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
 
 
@@ -86,8 +87,14 @@ class MemoryCircuitBreaker:
             if self._clock() < circuit.open_until:
                 return False
             circuit.state, circuit.probes_taken = "half_open", 0
+        now = self._clock()
+        # A probe whose outcome never came back (cancelled, worker lost) is a lease that
+        # runs out after a cool-down, so the breaker cannot stay half-open forever.
+        if now - circuit.probe_at >= self._config.cooldown_s:
+            circuit.probes_taken = 0
         if circuit.probes_taken < self._config.probes:
             circuit.probes_taken += 1
+            circuit.probe_at = now
             return True
         return False
 

@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 
 from gateway_core.breaker.base import BreakerConfig, BreakerStatus, State
 
-# KEYS[1] state hash; ARGV: now, probes
+# KEYS[1] state hash; ARGV: now, probes, cooldown
 _ALLOW = """
-local st = redis.call('HMGET', KEYS[1], 'state', 'open_until', 'probes_taken')
+local st = redis.call('HMGET', KEYS[1], 'state', 'open_until', 'probes_taken', 'probe_at')
 local state = st[1] or 'closed'
 if state == 'closed' then return 1 end
 local now = tonumber(ARGV[1])
@@ -25,8 +25,10 @@ if state == 'open' then
   redis.call('HSET', KEYS[1], 'state', 'half_open', 'probes_taken', 0)
   st[3] = '0'
 end
+-- a probe that never reported back is a lease that runs out after a cool-down
+if now - tonumber(st[4] or '0') >= tonumber(ARGV[3]) then st[3] = '0' end
 if tonumber(st[3] or '0') < tonumber(ARGV[2]) then
-  redis.call('HINCRBY', KEYS[1], 'probes_taken', 1)
+  redis.call('HSET', KEYS[1], 'probes_taken', tonumber(st[3] or '0') + 1, 'probe_at', now)
   return 1
 end
 return 0
@@ -115,7 +117,8 @@ class RedisCircuitBreaker:
 
     async def allow(self, model_id: str) -> bool:
         allowed: Any = await self._allow(
-            keys=self._keys(model_id)[:1], args=[self._clock(), self._config.probes]
+            keys=self._keys(model_id)[:1],
+            args=[self._clock(), self._config.probes, self._config.cooldown_s],
         )
         return int(allowed) == 1
 

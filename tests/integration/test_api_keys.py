@@ -208,3 +208,46 @@ async def test_prompt_permission_is_enforced_on_prompt_references(
             model="fast-chat",
             messages=[{"role": "system", "prompt_id": "secret-sauce"}, *MESSAGES],  # type: ignore[list-item]
         )
+
+
+async def test_key_verification_uses_a_constant_time_comparison(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hmac
+
+    compared: list[tuple[str, str]] = []
+    original = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        compared.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    key = await _key(gateway)
+    assert [m.id async for m in _client(gateway, key).models.list()] == []
+    digest = gateway.runtime.authenticator._hasher.digest(key)
+    assert (digest, digest) in compared  # the stored hash was checked with compare_digest
+    rotated = await gateway.admin.post(
+        "/admin/api-keys/team-a/rotate", json={"grace_period_seconds": 60}
+    )
+    assert rotated.status_code == 200
+    compared.clear()
+    assert [m.id async for m in _client(gateway, key).models.list()] == []
+    assert (digest, digest) in compared  # and so was the previous one during its grace
+
+
+async def test_a_key_id_cannot_pass_for_the_bootstrap_admin(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    await gateway.add_model("m", upstream)
+    submitted = await gateway.admin.post(
+        "/v1/chat/completions?async=true",
+        json={"model": "m", "messages": MESSAGES},
+    )
+    operation_id = submitted.json()["operation_id"]
+    impostor = await _key(gateway, {"id": "admin", "name": "x", "permissions": {"models": "all"}})
+    async with httpx.AsyncClient(base_url=gateway.base_url) as client:
+        seen = await client.get(
+            f"/v1/operations/{operation_id}", headers={"authorization": f"Bearer {impostor}"}
+        )
+    assert seen.status_code == 404

@@ -114,3 +114,19 @@ async def test_reset_closes_an_open_breaker(
     assert await breaker.allow(model)
     assert (await breaker.status(model)).requests == 0
     clock.now += 1
+
+
+async def test_a_probe_that_never_reports_back_does_not_wedge_the_breaker(
+    breaker_and_clock: tuple[CircuitBreaker, Clock],
+) -> None:
+    breaker, clock = breaker_and_clock
+    model = _model()
+    for _ in range(4):
+        await breaker.record(model, False)
+    clock.now += 6
+    assert await breaker.allow(model)  # the probe goes out... and is never recorded
+    assert not await breaker.allow(model)
+    clock.now += 6  # its lease ran out: another probe may go
+    assert await breaker.allow(model)
+    await breaker.record(model, True)
+    assert (await breaker.status(model)).state == "closed"

@@ -245,6 +245,32 @@ async def test_callback_is_signed_retried_and_its_outcome_shown(
     assert "callback_url" not in upstream.requests[0].body
 
 
+async def test_a_cancelled_operation_still_gets_its_callback(
+    gateway: Gateway, upstream: FakeOpenAI, receiver: Receiver
+) -> None:
+    await gateway.add_model("m", upstream)
+    upstream.enqueue(Scenario(hang=True))
+    body = {
+        "model": "m",
+        "messages": MESSAGES,
+        "callback_url": f"http://127.0.0.1:{receiver.port}/hook",
+    }
+    operation_id = (await _submit(gateway, body)).json()["operation_id"]
+    deadline = time.monotonic() + 10
+    while not upstream.requests:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await gateway.admin.delete(f"/v1/operations/{operation_id}")
+    document = await _poll(
+        gateway,
+        operation_id,
+        lambda d: (d.get("callback") or {}).get("status") == "delivered",
+        timeout_s=30,
+    )
+    assert document["status"] == "cancelled"
+    assert json.loads(receiver.deliveries[-1][0])["status"] == "cancelled"
+
+
 async def test_idempotency_key_returns_the_same_operation_and_refuses_another_body(
     gateway: Gateway, upstream: FakeOpenAI
 ) -> None:

@@ -176,3 +176,29 @@ async def test_two_processes_sharing_redis_stay_within_one_limit(
         assert statuses.count(200) == 6
         assert statuses.count(429) == 6
         assert statuses[:6] == [200] * 6
+
+
+async def test_async_runs_keep_their_token_estimate_charged(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    await gateway.add_model("fast-chat", upstream)
+    created = await gateway.admin.post(
+        "/admin/api-keys",
+        json={
+            "id": "tpm",
+            "name": "tpm",
+            "permissions": {"models": "all"},
+            "rate_limits": {"tokens_per_minute": 1000},
+        },
+    )
+    key = created.json()["key"]
+    statuses = []
+    async with httpx.AsyncClient(base_url=gateway.base_url) as client:
+        for _ in range(3):
+            response = await client.post(
+                "/v1/chat/completions?async=true",
+                headers={"authorization": f"Bearer {key}"},
+                json={"model": "fast-chat", "messages": MESSAGES, "max_tokens": 450},
+            )
+            statuses.append(response.status_code)
+    assert statuses == [202, 202, 429]

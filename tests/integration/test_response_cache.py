@@ -163,7 +163,8 @@ async def test_models_without_a_cache_policy_are_not_cached(
     await gateway.add_model("fast-chat", upstream)
     _, first = await _ask(gateway)
     _, second = await _ask(gateway)
-    assert "x-pmp-cache" not in first and "x-pmp-cache" not in second
+    assert first["x-pmp-cache"] == "bypass"
+    assert second["x-pmp-cache"] == "bypass"
     assert len(upstream.requests) == 2
 
 
