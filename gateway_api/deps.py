@@ -56,6 +56,13 @@ async def enforce_rate_limit(
 
     The x-ratelimit-* headers are attached to whatever response the request gets.
     """
+    token_limit = caller.rate_limits.tokens_per_minute
+    if token_limit is not None and tokens > token_limit:
+        # Waiting would not help: this request alone is over the per-minute token limit.
+        raise RateLimitError(
+            f"request too large: about {tokens} tokens, limit {token_limit} tokens per minute",
+            code="request_too_large",
+        )
     decision = await runtime.rate_limiter.acquire(caller.key_id, caller.rate_limits, tokens)
     headers = rate_limit_headers(decision)
     request.state.pmp_headers = {**getattr(request.state, "pmp_headers", {}), **headers}

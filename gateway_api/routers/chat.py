@@ -48,12 +48,15 @@ async def create_chat_completion(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     cache_control: Annotated[str | None, Header()] = None,
 ) -> Response:
-    route = await resolve_route(runtime, request.model)
-    caller.require("chains" if route.chain_id else "models", request.model)
     body = request.upstream_body()
-    body["messages"], prompts = await render_prompt_references(runtime, body["messages"], caller)
+    # Limits first: an over-limit caller costs no lookups, and every answer (403 and 404
+    # included) carries the x-ratelimit-* headers. Prompt references are estimated before
+    # rendering; the real usage corrects the estimate afterwards.
     estimate = estimate_request_tokens(body)
     await enforce_rate_limit(http, runtime, caller, tokens=estimate)
+    route = await resolve_route(runtime, request.model)
+    caller.require("chains" if route.chain_id else "models", request.model)
+    body["messages"], prompts = await render_prompt_references(runtime, body["messages"], caller)
     account = UsageAccount(runtime, caller, request.model, estimate)
     options = RunOptions(
         request_hash=request_hash(request.model, body) if idempotency_key else None

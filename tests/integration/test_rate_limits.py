@@ -202,3 +202,36 @@ async def test_async_runs_keep_their_token_estimate_charged(
             )
             statuses.append(response.status_code)
     assert statuses == [202, 202, 429]
+
+
+async def test_a_request_larger_than_the_token_limit_is_refused_without_retry_after(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    await gateway.add_model("fast-chat", upstream)
+    created = await gateway.admin.post(
+        "/admin/api-keys",
+        json={
+            "id": "small",
+            "name": "s",
+            "permissions": {"models": "all"},
+            "rate_limits": {"tokens_per_minute": 100, "requests_per_minute": 10},
+        },
+    )
+    async with httpx.AsyncClient(base_url=gateway.base_url) as client:
+        headers = {"authorization": f"Bearer {created.json()['key']}"}
+        huge = await client.post(
+            "/v1/chat/completions",
+            headers=headers,
+            json={"model": "fast-chat", "messages": MESSAGES, "max_tokens": 5000},
+        )
+        unknown = await client.post(
+            "/v1/chat/completions",
+            headers=headers,
+            json={"model": "nope", "messages": MESSAGES},
+        )
+    assert huge.status_code == 429
+    assert huge.json()["error"]["code"] == "request_too_large"
+    assert "retry-after" not in huge.headers
+    assert unknown.status_code == 404
+    assert unknown.headers["x-ratelimit-limit-requests"] == "10"
+    assert upstream.requests == []
