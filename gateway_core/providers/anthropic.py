@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -12,17 +11,23 @@ from gateway_core.domain.chat import ResolvedModel
 from gateway_core.errors import UpstreamError
 from gateway_core.providers.base import (
     ChunkFactory,
+    assistant_message,
     chat_completion,
+    function_tools,
+    input_schema,
     merge_defaults,
+    output_limit,
     parse_data_url,
     redact,
     refuse_unsupported,
-    text_of,
+    stop_sequences,
     tool_arguments,
+    tool_call,
     unsupported,
     usage_of,
 )
 from gateway_core.providers.http import open_stream, parse_event, send_json, sse_events
+from gateway_core.providers.turns import assistant_blocks, content_blocks, split_turns
 
 NAME = "anthropic"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -49,65 +54,34 @@ def _image(part: dict[str, Any]) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
+def _text(text: Any) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
 def _user_blocks(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    blocks: list[dict[str, Any]] = []
-    for part in content or []:
-        kind = part.get("type")
-        if kind == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
-        elif kind == "image_url":
-            blocks.append(_image(part))
-        else:
-            raise unsupported(NAME, f"content part {kind!r}")
-    return blocks
+    return content_blocks(content, NAME, text=_text, image=_image)
+
+
+def _tool_use(call: dict[str, Any]) -> dict[str, Any]:
+    name = (call.get("function") or {}).get("name", "")
+    return {"type": "tool_use", "id": call.get("id"), "name": name, "input": tool_arguments(call)}
 
 
 def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
-    text = text_of(message.get("content"), NAME)
-    if text:
-        blocks.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or []:
-        name = (call.get("function") or {}).get("name", "")
-        blocks.append(
-            {"type": "tool_use", "id": call.get("id"), "name": name, "input": tool_arguments(call)}
-        )
-    return blocks
+    return assistant_blocks(message, NAME, text=_text, tool_use=_tool_use)
+
+
+def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
+    result = content if isinstance(content, str) else _user_blocks(content)
+    return {"type": "tool_result", "tool_use_id": message.get("tool_call_id"), "content": result}
 
 
 def _messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
     """System text and Anthropic messages; consecutive turns of one role are merged."""
-    system: list[str] = []
-    turns: list[dict[str, Any]] = []
-    for message in messages:
-        role = message.get("role")
-        if role in ("system", "developer"):
-            system.append(text_of(message.get("content"), NAME))
-            continue
-        if role == "user":
-            blocks, turn_role = _user_blocks(message.get("content")), "user"
-        elif role == "assistant":
-            blocks, turn_role = _assistant_blocks(message), "assistant"
-        elif role == "tool":
-            content = message.get("content")
-            result = content if isinstance(content, str) else _user_blocks(content)
-            blocks = [
-                {
-                    "type": "tool_result",
-                    "tool_use_id": message.get("tool_call_id"),
-                    "content": result,
-                }
-            ]
-            turn_role = "user"
-        else:
-            raise unsupported(NAME, f"messages with role {role!r}")
-        if turns and turns[-1]["role"] == turn_role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": turn_role, "content": blocks})
-    return ("\n\n".join(system) if system else None), turns
+    return split_turns(
+        messages, NAME, user=_user_blocks, assistant=_assistant_blocks, tool_result=_tool_result
+    )
 
 
 def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
@@ -130,13 +104,10 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
 
 def _tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     translated = []
-    for tool in tools:
-        if tool.get("type") != "function":
-            raise unsupported(NAME, f"tools of type {tool.get('type')!r}")
-        function = tool.get("function") or {}
+    for function in function_tools(tools, NAME):
         spec: dict[str, Any] = {
             "name": function.get("name"),
-            "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+            "input_schema": input_schema(function),
         }
         if function.get("description"):
             spec["description"] = function["description"]
@@ -148,25 +119,20 @@ def to_messages_request(model: ResolvedModel, body: dict[str, Any]) -> dict[str,
     """An OpenAI chat request as an Anthropic Messages request."""
     merged = merge_defaults(model, body)
     refuse_unsupported(merged, NAME)
-    response_format = (merged.get("response_format") or {}).get("type", "text")
-    if response_format != "text":
-        raise unsupported(NAME, f"response_format {response_format!r}")
     system, messages = _messages(merged.get("messages") or [])
     request: dict[str, Any] = {
         "model": model.upstream_model,
         "messages": messages,
-        "max_tokens": merged.get("max_completion_tokens")
-        or merged.get("max_tokens")
-        or DEFAULT_MAX_TOKENS,
+        "max_tokens": output_limit(merged) or DEFAULT_MAX_TOKENS,
     }
     if system:
         request["system"] = system
     for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p")):
         if merged.get(ours) is not None:
             request[theirs] = merged[ours]
-    stop = merged.get("stop")
+    stop = stop_sequences(merged)
     if stop:
-        request["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        request["stop_sequences"] = stop
     if merged.get("tools"):
         request["tools"] = _tools(merged["tools"])
     choice = _tool_choice(merged.get("tool_choice"), merged.get("parallel_tool_calls"))
@@ -195,28 +161,12 @@ def to_chat_completion(response: dict[str, Any]) -> dict[str, Any]:
         if block.get("type") == "text":
             texts.append(block.get("text", ""))
         elif block.get("type") == "tool_use":
-            calls.append(
-                {
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name"),
-                        "arguments": json.dumps(block.get("input") or {}),
-                    },
-                }
-            )
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(texts) if texts or not calls else None,
-        "refusal": None,
-    }
-    if calls:
-        message["tool_calls"] = calls
+            calls.append(tool_call(block.get("id"), block.get("name"), block.get("input")))
     finish = FINISH_REASONS.get(str(response.get("stop_reason")), "stop")
     return chat_completion(
         str(response.get("id", "")),
         str(response.get("model", "")),
-        message,
+        assistant_message(texts, calls),
         finish,
         _usage(response.get("usage") or {}),
     )
@@ -264,23 +214,14 @@ class _StreamTranslator:
         if block.get("type") != "tool_use":
             return []
         position = self._tool_index[index] = len(self._tool_index)
-        call = {
-            "index": position,
-            "id": block.get("id"),
-            "type": "function",
-            "function": {"name": block.get("name"), "arguments": ""},
-        }
-        return [self._chunks.delta({"tool_calls": [call]})]
+        return [self._chunks.tool_call_start(position, block.get("id"), block.get("name"))]
 
     def _block_delta(self, index: int, delta: dict[str, Any]) -> list[dict[str, Any]]:
         if delta.get("type") == "text_delta":
             return [self._chunks.delta({"content": delta.get("text", "")})]
         if delta.get("type") == "input_json_delta" and index in self._tool_index:
-            call = {
-                "index": self._tool_index[index],
-                "function": {"arguments": delta.get("partial_json", "")},
-            }
-            return [self._chunks.delta({"tool_calls": [call]})]
+            piece = delta.get("partial_json", "")
+            return [self._chunks.tool_call_arguments(self._tool_index[index], piece)]
         return []  # thinking and signature deltas have no OpenAI counterpart
 
     def _error(self, error: dict[str, Any]) -> UpstreamError:

@@ -87,14 +87,73 @@ def tool_arguments(call: dict[str, Any]) -> dict[str, Any]:
     return parsed
 
 
-def refuse_unsupported(body: dict[str, Any], provider: str, *, n: bool = False) -> None:
-    """Refuse OpenAI options whose effect this provider cannot give (instead of dropping them)."""
+def refuse_unsupported(
+    body: dict[str, Any], provider: str, *, n: bool = False, response_format: bool = False
+) -> None:
+    """Refuse OpenAI options whose effect this provider cannot give (instead of dropping them).
+
+    `n` and `response_format` say the provider honours those itself.
+    """
     if not n and (body.get("n") or 1) > 1:
         raise unsupported(provider, "n > 1")
     if body.get("logprobs") or body.get("top_logprobs"):
         raise unsupported(provider, "logprobs")
     if "audio" in (body.get("modalities") or []) or body.get("audio"):
         raise unsupported(provider, "audio output")
+    if not response_format:
+        kind = (body.get("response_format") or {}).get("type", "text")
+        if kind != "text":
+            raise unsupported(provider, f"response_format {kind!r}")
+
+
+def function_tools(tools: list[dict[str, Any]], provider: str) -> list[dict[str, Any]]:
+    """The `function` of each OpenAI tool; a 400 for a tool of another type."""
+    functions = []
+    for tool in tools:
+        if tool.get("type") != "function":
+            raise unsupported(provider, f"tools of type {tool.get('type')!r}")
+        functions.append(tool.get("function") or {})
+    return functions
+
+
+def input_schema(function: dict[str, Any]) -> dict[str, Any]:
+    """A function tool's parameters schema; an object without properties when it has none."""
+    schema: dict[str, Any] = function.get("parameters") or {"type": "object", "properties": {}}
+    return schema
+
+
+def stop_sequences(body: dict[str, Any]) -> list[str] | None:
+    """OpenAI's `stop` (a string or a list) as a list; None when there is none."""
+    stop = body.get("stop")
+    if not stop:
+        return None
+    return [stop] if isinstance(stop, str) else list(stop)
+
+
+def output_limit(body: dict[str, Any]) -> Any:
+    """The completion token limit the caller set, if any (the newer field wins)."""
+    return body.get("max_completion_tokens") or body.get("max_tokens")
+
+
+def tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    """An OpenAI tool call from an upstream's (id, name, parsed arguments)."""
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(arguments or {})},
+    }
+
+
+def assistant_message(texts: list[str], calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The OpenAI assistant message of a reply's texts and tool calls."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not calls else None,
+        "refusal": None,
+    }
+    if calls:
+        message["tool_calls"] = calls
+    return message
 
 
 def chat_completion(
@@ -152,6 +211,20 @@ class ChunkFactory:
 
     def usage(self, usage: dict[str, Any]) -> dict[str, Any]:
         return {**self.base, "choices": [], "usage": usage}
+
+    def tool_call_start(self, index: int, call_id: Any, name: Any) -> dict[str, Any]:
+        """The chunk that opens a streamed tool call; its arguments follow in pieces."""
+        call = {
+            "index": index,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        return self.delta({"tool_calls": [call]})
+
+    def tool_call_arguments(self, index: int, arguments: Any) -> dict[str, Any]:
+        """A chunk carrying the next piece of a streamed tool call's arguments."""
+        return self.delta({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})
 
 
 def merge_defaults(model: ResolvedModel, body: dict[str, Any]) -> dict[str, Any]:

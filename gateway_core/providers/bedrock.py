@@ -41,17 +41,24 @@ from gateway_core.errors import (
 )
 from gateway_core.providers.base import (
     ChunkFactory,
+    assistant_message,
     chat_completion,
+    function_tools,
+    input_schema,
     merge_defaults,
+    output_limit,
     parse_data_url,
     redact,
     refuse_unsupported,
+    stop_sequences,
     text_of,
     tool_arguments,
+    tool_call,
     unsupported,
     usage_of,
 )
 from gateway_core.providers.http import error_for_status
+from gateway_core.providers.turns import assistant_blocks, content_blocks, split_turns
 
 NAME = "bedrock"
 T = TypeVar("T")
@@ -134,73 +141,48 @@ def _image(part: dict[str, Any]) -> dict[str, Any]:
     return {"image": {"format": image_format, "source": {"bytes": raw}}}
 
 
+def _text(text: Any) -> dict[str, Any]:
+    return {"text": text}
+
+
 def _user_blocks(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"text": content}]
-    blocks: list[dict[str, Any]] = []
-    for part in content or []:
-        if part.get("type") == "text":
-            blocks.append({"text": part.get("text", "")})
-        elif part.get("type") == "image_url":
-            blocks.append(_image(part))
-        else:
-            raise unsupported(NAME, f"content part {part.get('type')!r}")
-    return blocks
+    return content_blocks(content, NAME, text=_text, image=_image)
+
+
+def _tool_use(call: dict[str, Any]) -> dict[str, Any]:
+    use = {
+        "toolUseId": call.get("id"),
+        "name": (call.get("function") or {}).get("name"),
+        "input": tool_arguments(call),
+    }
+    return {"toolUse": use}
 
 
 def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
-    text = text_of(message.get("content"), NAME)
-    if text:
-        blocks.append({"text": text})
-    for call in message.get("tool_calls") or []:
-        use = {
-            "toolUseId": call.get("id"),
-            "name": (call.get("function") or {}).get("name"),
-            "input": tool_arguments(call),
-        }
-        blocks.append({"toolUse": use})
-    return blocks
+    return assistant_blocks(message, NAME, text=_text, tool_use=_tool_use)
+
+
+def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
+    result = {
+        "toolUseId": message.get("tool_call_id"),
+        "content": [{"text": text_of(message.get("content"), NAME)}],
+    }
+    return {"toolResult": result}
 
 
 def _messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
-    system: list[str] = []
-    turns: list[dict[str, Any]] = []
-    for message in messages:
-        role = message.get("role")
-        if role in ("system", "developer"):
-            system.append(text_of(message.get("content"), NAME))
-            continue
-        if role == "user":
-            turn, blocks = "user", _user_blocks(message.get("content"))
-        elif role == "assistant":
-            turn, blocks = "assistant", _assistant_blocks(message)
-        elif role == "tool":
-            result = {
-                "toolUseId": message.get("tool_call_id"),
-                "content": [{"text": text_of(message.get("content"), NAME)}],
-            }
-            turn, blocks = "user", [{"toolResult": result}]
-        else:
-            raise unsupported(NAME, f"messages with role {role!r}")
-        if turns and turns[-1]["role"] == turn:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": turn, "content": blocks})
-    return ("\n\n".join(system) if system else None), turns
+    """System text and Converse messages; consecutive turns of one role are merged."""
+    return split_turns(
+        messages, NAME, user=_user_blocks, assistant=_assistant_blocks, tool_result=_tool_result
+    )
 
 
 def _tool_config(tools: list[dict[str, Any]], choice: Any) -> dict[str, Any]:
     specs = []
-    for tool in tools:
-        if tool.get("type") != "function":
-            raise unsupported(NAME, f"tools of type {tool.get('type')!r}")
-        function = tool.get("function") or {}
+    for function in function_tools(tools, NAME):
         spec: dict[str, Any] = {
             "name": function.get("name"),
-            "inputSchema": {
-                "json": function.get("parameters") or {"type": "object", "properties": {}}
-            },
+            "inputSchema": {"json": input_schema(function)},
         }
         if function.get("description"):
             spec["description"] = function["description"]
@@ -221,23 +203,20 @@ def to_converse_request(model: ResolvedModel, body: dict[str, Any]) -> dict[str,
     """An OpenAI chat request as Converse keyword arguments."""
     merged = merge_defaults(model, body)
     refuse_unsupported(merged, NAME)
-    response_format = (merged.get("response_format") or {}).get("type", "text")
-    if response_format != "text":
-        raise unsupported(NAME, f"response_format {response_format!r}")
     system, messages = _messages(merged.get("messages") or [])
     request: dict[str, Any] = {"modelId": model.upstream_model, "messages": messages}
     if system:
         request["system"] = [{"text": system}]
     inference: dict[str, Any] = {}
-    limit = merged.get("max_completion_tokens") or merged.get("max_tokens")
+    limit = output_limit(merged)
     if limit:
         inference["maxTokens"] = limit
     for ours, theirs in (("temperature", "temperature"), ("top_p", "topP")):
         if merged.get(ours) is not None:
             inference[theirs] = merged[ours]
-    stop = merged.get("stop")
+    stop = stop_sequences(merged)
     if stop:
-        inference["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+        inference["stopSequences"] = stop
     if inference:
         request["inferenceConfig"] = inference
     if merged.get("tools"):
@@ -256,30 +235,13 @@ def to_chat_completion(response: dict[str, Any], model: str) -> dict[str, Any]:
     """A Converse response as an OpenAI chat.completion."""
     content = ((response.get("output") or {}).get("message") or {}).get("content") or []
     texts = [block["text"] for block in content if "text" in block]
-    calls = [
-        {
-            "id": block["toolUse"].get("toolUseId"),
-            "type": "function",
-            "function": {
-                "name": block["toolUse"].get("name"),
-                "arguments": json.dumps(block["toolUse"].get("input") or {}),
-            },
-        }
-        for block in content
-        if "toolUse" in block
-    ]
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(texts) if texts or not calls else None,
-        "refusal": None,
-    }
-    if calls:
-        message["tool_calls"] = calls
+    uses = [block["toolUse"] for block in content if "toolUse" in block]
+    calls = [tool_call(use.get("toolUseId"), use.get("name"), use.get("input")) for use in uses]
     request_id = (response.get("ResponseMetadata") or {}).get("RequestId") or uuid.uuid4().hex
     return chat_completion(
         f"chatcmpl-{request_id}",
         model,
-        message,
+        assistant_message(texts, calls),
         FINISH_REASONS.get(str(response.get("stopReason")), "stop"),
         _usage(response.get("usage") or {}),
     )
@@ -304,13 +266,7 @@ class _StreamTranslator:
                 return []
             index = int(start.get("contentBlockIndex", 0))
             position = self._tool_index[index] = len(self._tool_index)
-            call = {
-                "index": position,
-                "id": use.get("toolUseId"),
-                "type": "function",
-                "function": {"name": use.get("name"), "arguments": ""},
-            }
-            return [self._chunks.delta({"tool_calls": [call]})]
+            return [self._chunks.tool_call_start(position, use.get("toolUseId"), use.get("name"))]
         if "contentBlockDelta" in event:
             return self._delta(event["contentBlockDelta"])
         if "messageStop" in event:
@@ -327,11 +283,8 @@ class _StreamTranslator:
             return [self._chunks.delta({"content": delta["text"]})]
         index = int(block.get("contentBlockIndex", 0))
         if "toolUse" in delta and index in self._tool_index:
-            call = {
-                "index": self._tool_index[index],
-                "function": {"arguments": delta["toolUse"].get("input", "")},
-            }
-            return [self._chunks.delta({"tool_calls": [call]})]
+            piece = delta["toolUse"].get("input", "")
+            return [self._chunks.tool_call_arguments(self._tool_index[index], piece)]
         return []  # reasoning content has no OpenAI counterpart
 
 

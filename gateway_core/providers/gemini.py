@@ -15,16 +15,22 @@ from gateway_core.domain.chat import ResolvedModel
 from gateway_core.errors import UpstreamError
 from gateway_core.providers.base import (
     ChunkFactory,
+    assistant_message,
     chat_completion,
+    function_tools,
     merge_defaults,
+    output_limit,
     parse_data_url,
     refuse_unsupported,
+    stop_sequences,
     text_of,
     tool_arguments,
+    tool_call,
     unsupported,
     usage_of,
 )
 from gateway_core.providers.http import open_stream, parse_event, send_json, sse_events
+from gateway_core.providers.turns import assistant_blocks, content_blocks, split_turns
 
 NAME = "gemini"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
@@ -48,21 +54,18 @@ _CONFIG_FIELDS = {
 }
 
 
+def _text(text: Any) -> dict[str, Any]:
+    return {"text": text}
+
+
+def _image(part: dict[str, Any]) -> dict[str, Any]:
+    url = str((part.get("image_url") or {}).get("url", ""))
+    media_type, data = parse_data_url(url, NAME)
+    return {"inlineData": {"mimeType": media_type, "data": data}}
+
+
 def _parts(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"text": content}]
-    parts: list[dict[str, Any]] = []
-    for part in content or []:
-        kind = part.get("type")
-        if kind == "text":
-            parts.append({"text": part.get("text", "")})
-        elif kind == "image_url":
-            url = str((part.get("image_url") or {}).get("url", ""))
-            media_type, data = parse_data_url(url, NAME)
-            parts.append({"inlineData": {"mimeType": media_type, "data": data}})
-        else:
-            raise unsupported(NAME, f"content part {kind!r}")
-    return parts
+    return content_blocks(content, NAME, text=_text, image=_image)
 
 
 def _function_response(content: Any) -> dict[str, Any]:
@@ -76,44 +79,33 @@ def _function_response(content: Any) -> dict[str, Any]:
 
 def _contents(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
     """System text and Gemini contents; a tool result names its call by function name."""
-    system: list[str] = []
-    contents: list[dict[str, Any]] = []
     call_names: dict[str, str] = {}
-    for message in messages:
-        role = message.get("role")
-        if role in ("system", "developer"):
-            system.append(text_of(message.get("content"), NAME))
-            continue
-        if role == "user":
-            turn, parts = "user", _parts(message.get("content"))
-        elif role == "assistant":
-            turn, parts = "model", _model_parts(message, call_names)
-        elif role == "tool":
-            call_id = str(message.get("tool_call_id", ""))
-            response = {
-                "name": call_names.get(call_id, call_id),
-                "response": _function_response(message.get("content")),
-            }
-            turn, parts = "user", [{"functionResponse": response}]
-        else:
-            raise unsupported(NAME, f"messages with role {role!r}")
-        if contents and contents[-1]["role"] == turn:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": turn, "parts": parts})
-    return ("\n\n".join(system) if system else None), contents
 
-
-def _model_parts(message: dict[str, Any], call_names: dict[str, str]) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = []
-    text = text_of(message.get("content"), NAME)
-    if text:
-        parts.append({"text": text})
-    for call in message.get("tool_calls") or []:
+    def function_call(call: dict[str, Any]) -> dict[str, Any]:
         name = str((call.get("function") or {}).get("name", ""))
         call_names[str(call.get("id"))] = name
-        parts.append({"functionCall": {"name": name, "args": tool_arguments(call)}})
-    return parts
+        return {"functionCall": {"name": name, "args": tool_arguments(call)}}
+
+    def model_parts(message: dict[str, Any]) -> list[dict[str, Any]]:
+        return assistant_blocks(message, NAME, text=_text, tool_use=function_call)
+
+    def function_response(message: dict[str, Any]) -> dict[str, Any]:
+        call_id = str(message.get("tool_call_id", ""))
+        response = {
+            "name": call_names.get(call_id, call_id),
+            "response": _function_response(message.get("content")),
+        }
+        return {"functionResponse": response}
+
+    return split_turns(
+        messages,
+        NAME,
+        user=_parts,
+        assistant=model_parts,
+        tool_result=function_response,
+        assistant_role="model",
+        blocks_key="parts",
+    )
 
 
 def _tool_config(choice: Any) -> dict[str, Any] | None:
@@ -130,10 +122,7 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
 
 def _declarations(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     declarations = []
-    for tool in tools:
-        if tool.get("type") != "function":
-            raise unsupported(NAME, f"tools of type {tool.get('type')!r}")
-        function = tool.get("function") or {}
+    for function in function_tools(tools, NAME):
         declaration: dict[str, Any] = {"name": function.get("name")}
         if function.get("description"):
             declaration["description"] = function["description"]
@@ -145,12 +134,12 @@ def _declarations(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _generation_config(merged: dict[str, Any]) -> dict[str, Any]:
     config = {theirs: merged[ours] for ours, theirs in _CONFIG_FIELDS.items() if ours in merged}
-    limit = merged.get("max_completion_tokens") or merged.get("max_tokens")
+    limit = output_limit(merged)
     if limit:
         config["maxOutputTokens"] = limit
-    stop = merged.get("stop")
+    stop = stop_sequences(merged)
     if stop:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+        config["stopSequences"] = stop
     response_format = merged.get("response_format") or {}
     if response_format.get("type") in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"
@@ -163,7 +152,7 @@ def _generation_config(merged: dict[str, Any]) -> dict[str, Any]:
 def to_generate_request(model: ResolvedModel, body: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI chat request as a Gemini generateContent request."""
     merged = merge_defaults(model, body)
-    refuse_unsupported(merged, NAME, n=True)
+    refuse_unsupported(merged, NAME, n=True, response_format=True)
     system, contents = _contents(merged.get("messages") or [])
     request: dict[str, Any] = {"contents": contents}
     if system:
@@ -189,14 +178,8 @@ def _usage(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def _tool_call(part: dict[str, Any], index: int | None = None) -> dict[str, Any]:
     function_call = part["functionCall"]
-    call: dict[str, Any] = {
-        "id": function_call.get("id") or f"call_{uuid.uuid4().hex[:24]}",
-        "type": "function",
-        "function": {
-            "name": function_call.get("name", ""),
-            "arguments": json.dumps(function_call.get("args") or {}),
-        },
-    }
+    call_id = function_call.get("id") or f"call_{uuid.uuid4().hex[:24]}"
+    call = tool_call(call_id, function_call.get("name", ""), function_call.get("args"))
     return call if index is None else {"index": index, **call}
 
 
@@ -209,16 +192,9 @@ def _choice(index: int, candidate: dict[str, Any]) -> dict[str, Any]:
     parts = (candidate.get("content") or {}).get("parts") or []
     texts = [p["text"] for p in parts if "text" in p and not p.get("thought")]
     calls = [_tool_call(p) for p in parts if "functionCall" in p]
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(texts) if texts or not calls else None,
-        "refusal": None,
-    }
-    if calls:
-        message["tool_calls"] = calls
     return {
         "index": index,
-        "message": message,
+        "message": assistant_message(texts, calls),
         "logprobs": None,
         "finish_reason": _finish(candidate, bool(calls)),
     }

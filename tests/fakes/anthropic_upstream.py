@@ -7,7 +7,6 @@ translation mistake fails here the way it would fail against Anthropic.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -20,7 +19,7 @@ from tests.fakes.loopback import (
     Recorded,
     Scenario,
     Seen,
-    echo_text,
+    play_stream,
     split_arguments,
     sse,
     words,
@@ -37,9 +36,17 @@ ERROR_TYPES = {
 }
 
 
+# A scripted break counts only events that carry something (as the OpenAI fake counts chunks).
+_COUNTED_EVENTS = ("event: message_start\n", "event: content_block_delta\n")
+
+
 def error_body(status: int, message: str) -> dict[str, Any]:
     kind = ERROR_TYPES.get(status, "api_error")
     return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def _error(status: int, message: str, headers: dict[str, str]) -> Response:
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
 def _block_text(content: Any) -> str:
@@ -140,24 +147,14 @@ class FakeAnthropic(LoopbackServer):
 
     async def _messages(self, request: Request) -> Response:
         body = await request.json()
-        record = Recorded(request.url.path, dict(request.headers), body)
-        self.requests.append(record)
+        record = self.record(request, body)
         refused = self._refused(request)
         if refused is not None:
             return refused
-        problem = _problem(body)
-        if problem:
-            return JSONResponse(error_body(400, problem), status_code=400)
-        scenario = self.next_scenario()
-        if scenario.delay_s:
-            await asyncio.sleep(scenario.delay_s)
-        if scenario.status != 200:
-            return JSONResponse(
-                error_body(scenario.status, scenario.error_message),
-                status_code=scenario.status,
-                headers=scenario.headers,
-            )
-        text = scenario.content if scenario.content is not None else echo_text(seen(body))
+        reply = await self.scripted_reply(body, _problem(body), _error, seen)
+        if isinstance(reply, Response):
+            return reply
+        scenario, text = reply
         usage = {"input_tokens": len(json.dumps(body["messages"]).split()), "output_tokens": 0}
         usage["output_tokens"] = len(text.split())
         if body.get("stream"):
@@ -197,7 +194,7 @@ class FakeAnthropic(LoopbackServer):
             "usage": usage,
         }
 
-    async def _events(
+    def _events(
         self,
         body: dict[str, Any],
         text: str,
@@ -263,26 +260,15 @@ class FakeAnthropic(LoopbackServer):
             )
         )
         events.append(("message_stop", {"type": "message_stop"}))
-        sent = 0
-        try:
-            for name, data in events:
-                # Count only events that carry something (as the OpenAI fake counts chunks).
-                if name in ("message_start", "content_block_delta"):
-                    if (
-                        scenario.break_after_chunks is not None
-                        and sent >= scenario.break_after_chunks
-                    ):
-                        if self.stream_error:
-                            error = error_body(529, scenario.error_message)
-                            error["error"]["type"] = self.stream_error
-                            yield sse("error", error)
-                            return
-                        raise ConnectionAbortedError("scripted mid-stream failure")
-                    sent += 1
-                yield sse(name, data)
-                if scenario.chunk_delay_s:
-                    await asyncio.sleep(scenario.chunk_delay_s)
-            record.finished = True
-        except asyncio.CancelledError:
-            record.disconnected = True
-            raise
+        break_with = None
+        if self.stream_error:
+            error = error_body(529, scenario.error_message)
+            error["error"]["type"] = self.stream_error
+            break_with = sse("error", error)
+        return play_stream(
+            [sse(name, data) for name, data in events],
+            scenario,
+            record,
+            counts=lambda chunk: chunk.startswith(_COUNTED_EVENTS),
+            break_with=break_with,
+        )

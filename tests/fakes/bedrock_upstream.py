@@ -9,7 +9,6 @@ key id, region and the `bedrock` service.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -26,7 +25,7 @@ from tests.fakes.loopback import (
     Recorded,
     Scenario,
     Seen,
-    echo_text,
+    play_stream,
     split_arguments,
     words,
 )
@@ -177,20 +176,14 @@ class FakeBedrock(LoopbackServer):
 
     async def _converse(self, request: Request) -> Response:
         body = await request.json()
-        record = Recorded(request.url.path, dict(request.headers), body)
-        self.requests.append(record)
+        record = self.record(request, body)
         refused = self._refused(request)
         if refused is not None:
             return refused
-        problem = _problem(body)
-        if problem:
-            return self._error(400, problem)
-        scenario = self.next_scenario()
-        if scenario.delay_s:
-            await asyncio.sleep(scenario.delay_s)
-        if scenario.status != 200:
-            return self._error(scenario.status, scenario.error_message, scenario.headers)
-        text = scenario.content if scenario.content is not None else echo_text(seen(body))
+        reply = await self.scripted_reply(body, _problem(body), self._error, seen)
+        if isinstance(reply, Response):
+            return reply
+        scenario, text = reply
         usage = {"inputTokens": len(json.dumps(body["messages"]).split())}
         usage["outputTokens"] = len(text.split())
         usage["totalTokens"] = usage["inputTokens"] + usage["outputTokens"]
@@ -246,20 +239,11 @@ class FakeBedrock(LoopbackServer):
         events.append(event("metadata", {"usage": usage, "metrics": {"latencyMs": 12}}))
         return events
 
-    async def _events(
+    def _events(
         self, text: str, scenario: Scenario, usage: dict[str, int], record: Recorded
     ) -> Any:
-        try:
-            for sent, message in enumerate(self._stream_events(text, scenario, usage)):
-                if scenario.break_after_chunks is not None and sent >= scenario.break_after_chunks:
-                    if self.stream_exception:
-                        yield exception_event(self.stream_exception, scenario.error_message)
-                        return
-                    raise ConnectionAbortedError("scripted mid-stream failure")
-                yield message
-                if scenario.chunk_delay_s:
-                    await asyncio.sleep(scenario.chunk_delay_s)
-            record.finished = True
-        except asyncio.CancelledError:
-            record.disconnected = True
-            raise
+        break_with = None
+        if self.stream_exception:
+            break_with = exception_event(self.stream_exception, scenario.error_message)
+        events = self._stream_events(text, scenario, usage)
+        return play_stream(events, scenario, record, break_with=break_with)

@@ -7,7 +7,6 @@ Like the real API, a wrong API key is a 400 whose reason is API_KEY_INVALID.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -15,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.fakes.loopback import LoopbackServer, Recorded, Scenario, Seen, echo_text, words
+from tests.fakes.loopback import LoopbackServer, Recorded, Scenario, Seen, play_stream, words
 
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -43,6 +42,10 @@ def error_body(status: int, message: str, reason: str | None = None) -> dict[str
             }
         ]
     return {"error": error}
+
+
+def _error(status: int, message: str, headers: dict[str, str]) -> Response:
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
 def seen(body: dict[str, Any]) -> Seen:
@@ -126,8 +129,7 @@ class FakeGemini(LoopbackServer):
         if request.method == "GET":
             return refused or JSONResponse({"name": f"models/{model}", "displayName": model})
         body = await request.json()
-        record = Recorded(request.url.path, dict(request.headers), body)
-        self.requests.append(record)
+        record = self.record(request, body)
         if refused is not None:
             return refused
         if method == "batchEmbedContents":
@@ -138,19 +140,10 @@ class FakeGemini(LoopbackServer):
             return JSONResponse({"embeddings": embeddings})
         if method not in ("generateContent", "streamGenerateContent"):
             return JSONResponse(error_body(404, f"method {method} not found"), status_code=404)
-        problem = _problem(body)
-        if problem:
-            return JSONResponse(error_body(400, problem), status_code=400)
-        scenario = self.next_scenario()
-        if scenario.delay_s:
-            await asyncio.sleep(scenario.delay_s)
-        if scenario.status != 200:
-            return JSONResponse(
-                error_body(scenario.status, scenario.error_message),
-                status_code=scenario.status,
-                headers=scenario.headers,
-            )
-        text = scenario.content if scenario.content is not None else echo_text(seen(body))
+        reply = await self.scripted_reply(body, _problem(body), _error, seen)
+        if isinstance(reply, Response):
+            return reply
+        scenario, text = reply
         usage = {
             "promptTokenCount": len(json.dumps(body["contents"]).split()),
             "candidatesTokenCount": len(text.split()),
@@ -195,25 +188,16 @@ class FakeGemini(LoopbackServer):
             response["usageMetadata"] = usage
         return response
 
-    async def _events(
+    def _events(
         self, model: str, text: str, scenario: Scenario, usage: dict[str, int], record: Recorded
     ) -> Any:
         if scenario.tool_calls:
             pieces = [self._parts(text, scenario)]
         else:
             pieces = [[{"text": word}] for word in words(text)]
-        try:
-            for sent, parts in enumerate(pieces):
-                if scenario.break_after_chunks is not None and sent >= scenario.break_after_chunks:
-                    raise ConnectionAbortedError("scripted mid-stream failure")
-                last = sent == len(pieces) - 1
-                event = self._response(
-                    model, parts, "STOP" if last else None, usage if last else None
-                )
-                yield f"data: {json.dumps(event)}\r\n\r\n"
-                if scenario.chunk_delay_s:
-                    await asyncio.sleep(scenario.chunk_delay_s)
-            record.finished = True
-        except asyncio.CancelledError:
-            record.disconnected = True
-            raise
+        events = []
+        for index, parts in enumerate(pieces):
+            last = index == len(pieces) - 1
+            event = self._response(model, parts, "STOP" if last else None, usage if last else None)
+            events.append(f"data: {json.dumps(event)}\r\n\r\n")
+        return play_stream(events, scenario, record)

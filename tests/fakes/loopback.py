@@ -6,16 +6,29 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from tests.fakes.openai_upstream import Recorded, Scenario
 
-__all__ = ["LoopbackServer", "Recorded", "Scenario", "Seen", "split_arguments", "words"]
+T = TypeVar("T")
+
+__all__ = [
+    "LoopbackServer",
+    "Recorded",
+    "Scenario",
+    "Seen",
+    "play_stream",
+    "split_arguments",
+    "words",
+]
 
 
 @dataclass
@@ -71,6 +84,37 @@ class LoopbackServer:
     def next_scenario(self) -> Scenario:
         return self.scenarios.popleft() if self.scenarios else Scenario()
 
+    async def scripted_scenario(self) -> Scenario:
+        """The next scenario, once the delay it scripts before the first byte has passed."""
+        scenario = self.next_scenario()
+        if scenario.delay_s:
+            await asyncio.sleep(scenario.delay_s)
+        return scenario
+
+    async def scripted_reply(
+        self,
+        body: dict[str, Any],
+        problem: str | None,
+        error: Callable[[int, str, dict[str, str]], Response],
+        view: Callable[[dict[str, Any]], Seen],
+    ) -> Response | tuple[Scenario, str]:
+        """How to answer a generation request: `error(400, problem, {})` for what the real
+        API would refuse, else the next scenario's scripted error, else that scenario and
+        its reply text (by default an echo of the request `view`)."""
+        if problem:
+            return error(400, problem, {})
+        scenario = await self.scripted_scenario()
+        if scenario.status != 200:
+            return error(scenario.status, scenario.error_message, scenario.headers)
+        text = scenario.content if scenario.content is not None else echo_text(view(body))
+        return scenario, text
+
+    def record(self, request: Request, body: dict[str, Any]) -> Recorded:
+        """Keep a request as it arrived (refused ones too) for the test to inspect."""
+        recorded = Recorded(request.url.path, dict(request.headers), body)
+        self.requests.append(recorded)
+        return recorded
+
     async def start(self) -> None:
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"
@@ -97,3 +141,33 @@ class LoopbackServer:
 def sse(event: str | None, data: dict[str, Any]) -> str:
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {json.dumps(data)}\n\n"
+
+
+async def play_stream(
+    chunks: Sequence[T],
+    scenario: Scenario,
+    record: Recorded,
+    *,
+    counts: Callable[[T], bool] = lambda _chunk: True,
+    break_with: T | None = None,
+) -> AsyncIterator[T]:
+    """Send a stream's chunks as the scenario scripts: paced by `chunk_delay_s`, and cut
+    before the counted chunk number `break_after_chunks` — by sending `break_with` when
+    given (a provider's in-stream error), else by dropping the connection."""
+    sent = 0
+    try:
+        for chunk in chunks:
+            if counts(chunk):
+                if scenario.break_after_chunks is not None and sent >= scenario.break_after_chunks:
+                    if break_with is not None:
+                        yield break_with
+                        return
+                    raise ConnectionAbortedError("scripted mid-stream failure")
+                sent += 1
+            yield chunk
+            if scenario.chunk_delay_s:
+                await asyncio.sleep(scenario.chunk_delay_s)
+        record.finished = True
+    except asyncio.CancelledError:
+        record.disconnected = True
+        raise
