@@ -199,7 +199,7 @@ async def start_run(
             result_type=ChatResult,
             request_eager_start=runtime.eager_start,
             search_attributes=options.search_attributes,
-            memo={REQUEST_MEMO: options.request_hash} if idempotent else None,
+            memo=_memo(options),
             id_conflict_policy=(
                 WorkflowIDConflictPolicy.USE_EXISTING
                 if idempotent
@@ -221,6 +221,17 @@ async def start_run(
 
 
 REQUEST_MEMO = "pmp_request_hash"
+CALLBACK_MEMO = "pmp_callback"
+
+
+def _memo(options: RunOptions) -> dict[str, Any] | None:
+    """What a run remembers about its request: the idempotency hash, whether it calls back."""
+    memo: dict[str, Any] = {}
+    if options.request_hash is not None:
+        memo[REQUEST_MEMO] = options.request_hash
+    if options.callback_url is not None:
+        memo[CALLBACK_MEMO] = True
+    return memo or None
 
 
 async def _same_request(handle: WorkflowHandle[Any, ChatResult], request_hash: str | None) -> None:

@@ -21,7 +21,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from gateway_api.chat_runs import failure_to_error, rpc_to_error
+from gateway_api.chat_runs import CALLBACK_MEMO, failure_to_error, rpc_to_error
 from gateway_api.runtime import Runtime
 from gateway_core.auth.service import Caller
 from gateway_core.domain.chat import ChatResult
@@ -138,7 +138,8 @@ async def _document(runtime: Runtime, description: WorkflowExecutionDescription)
         document.result = response_with_metadata(await handle.result(), operation_id)
     elif status in ("failed", "cancelled"):
         document.error = await _failure(handle)
-    document.callback = await _callback_state(runtime, operation_id)
+    if await description.memo_value(CALLBACK_MEMO, default=False):
+        document.callback = await _callback_state(runtime, operation_id)
     return document
 
 
