@@ -7,6 +7,7 @@ import importlib.util
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -193,3 +194,41 @@ async def running_gateway(settings: Settings, *, truncate: bool = True) -> Async
 async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
     async with running_gateway(settings) as running:
         yield running
+
+
+@asynccontextmanager
+async def gateway_process(settings: Settings, log_path: Path) -> AsyncIterator[str]:
+    """`pmp-gateway serve` as a separate OS process on the same services; yields its URL."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PMP_")}
+    for name, value in settings.model_dump().items():
+        if value is None or name in ("data_dir", "host", "port"):
+            continue
+        secret = getattr(value, "get_secret_value", None)
+        env[f"PMP_{name.upper()}"] = str(secret() if secret else value)
+    env |= {
+        "PMP_PORT": str(port),
+        "PMP_DATA_DIR": str(log_path.parent / f"data-{port}"),
+        "PMP_TEMPORAL_UI": "false",
+        UPSTREAM_KEY_ENV: UPSTREAM_KEY,
+    }
+    cli = str(Path(sys.executable).parent / "pmp-gateway")
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            cli, "serve", env=env, stdout=log, stderr=log
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(600):
+                if process.returncode is not None:
+                    raise RuntimeError(log_path.read_text())
+                try:
+                    if (await client.get(f"{base_url}/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        yield base_url
+    finally:
+        await stop(process, signal.SIGTERM, timeout_s=30)

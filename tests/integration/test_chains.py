@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -13,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from gateway_core.config import Settings
-from tests.conftest import UPSTREAM_KEY, Gateway, running_gateway
+from tests.conftest import ADMIN_KEY, UPSTREAM_KEY, Gateway, gateway_process, running_gateway
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -218,23 +219,27 @@ async def test_admin_can_reset_an_open_breaker(
 
 
 async def test_breaker_opened_by_one_process_is_honoured_by_another(
-    settings: Settings, redis_url: str, upstream: FakeOpenAI, backup: FakeOpenAI
+    settings: Settings, redis_url: str, upstream: FakeOpenAI, backup: FakeOpenAI, tmp_path: Path
 ) -> None:
     shared = _breaker_settings(settings, redis_url=SecretStr(redis_url), breaker_cooldown_s=600)
     other = shared.model_copy(update={"temporal_task_queue": settings.temporal_task_queue + "-b"})
-    async with running_gateway(shared) as first, running_gateway(other, truncate=False) as second:
-        await second.runtime.breaker.reset("primary")
+    async with running_gateway(shared) as first:
+        await first.runtime.breaker.reset("primary")
         await _chain(first, upstream, backup, max_retries=0)
-        upstream.enqueue(*[Scenario(status=500)] * 10)
-        for _ in range(3):
-            await first.openai().chat.completions.create(model="resilient", messages=MESSAGES)
-        assert len(upstream.requests) == 3
-        raw = await second.openai().chat.completions.with_raw_response.create(
-            model="resilient", messages=MESSAGES
-        )
-        assert raw.headers["x-pmp-served-by"] == "backup"
-        assert len(upstream.requests) == 3  # the second process never called the primary
-        await second.runtime.breaker.reset("primary")
+        async with gateway_process(other, tmp_path / "second.log") as second_url:
+            upstream.enqueue(*[Scenario(status=500)] * 10)
+            for _ in range(3):
+                await first.openai().chat.completions.create(model="resilient", messages=MESSAGES)
+            assert len(upstream.requests) == 3
+            second = openai.AsyncOpenAI(
+                base_url=f"{second_url}/v1", api_key=ADMIN_KEY, max_retries=0
+            )
+            raw = await second.chat.completions.with_raw_response.create(
+                model="resilient", messages=MESSAGES
+            )
+            assert raw.headers["x-pmp-served-by"] == "backup"
+            assert len(upstream.requests) == 3  # the second process never called the primary
+        await first.runtime.breaker.reset("primary")
 
 
 async def _until(check: Any, timeout_s: float = 10.0) -> None:

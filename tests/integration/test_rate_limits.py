@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -15,7 +16,7 @@ from gateway_core.auth.rate_limit import MemoryRateLimiter, RateLimiter
 from gateway_core.auth.rate_limit_redis import RedisRateLimiter
 from gateway_core.config import Settings
 from gateway_core.domain.api_keys import RateLimits
-from tests.conftest import Gateway, running_gateway
+from tests.conftest import Gateway, gateway_process, running_gateway
 from tests.fakes.openai_upstream import FakeOpenAI
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -144,13 +145,16 @@ async def test_over_the_limit_is_429_with_retry_after_and_openai_headers(
 
 
 async def test_two_processes_sharing_redis_stay_within_one_limit(
-    settings: Settings, redis_url: str, upstream: FakeOpenAI
+    settings: Settings, redis_url: str, upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
     shared = settings.model_copy(
         update={"redis_url": SecretStr(redis_url), "key_hash_secret": SecretStr("s" * 40)}
     )
     other = shared.model_copy(update={"temporal_task_queue": settings.temporal_task_queue + "-b"})
-    async with running_gateway(shared) as first, running_gateway(other, truncate=False) as second:
+    async with (
+        running_gateway(shared) as first,
+        gateway_process(other, tmp_path / "second.log") as second_url,
+    ):
         await first.add_model("fast-chat", upstream)
         key_id = f"shared-{uuid.uuid4().hex[:6]}"
         created = await first.admin.post(
@@ -165,8 +169,8 @@ async def test_two_processes_sharing_redis_stay_within_one_limit(
         key = created.json()["key"]
         statuses = []
         for index in range(12):
-            target = (first, second)[index % 2]
-            async with httpx.AsyncClient(base_url=target.base_url) as client:
+            target = (first.base_url, second_url)[index % 2]
+            async with httpx.AsyncClient(base_url=target) as client:
                 response = await client.post(
                     "/v1/chat/completions",
                     headers={"authorization": f"Bearer {key}"},
