@@ -41,6 +41,14 @@ def _model() -> str:
     return f"m-{uuid.uuid4().hex[:8]}"
 
 
+async def _tripped(breaker: CircuitBreaker) -> str:
+    """A fresh model whose breaker the failures just opened (min_requests is 4)."""
+    model = _model()
+    for _ in range(4):
+        await breaker.record(model, False)
+    return model
+
+
 async def test_opens_only_after_min_requests_at_the_failure_ratio(
     breaker_and_clock: tuple[CircuitBreaker, Clock],
 ) -> None:
@@ -86,9 +94,7 @@ async def test_half_open_probe_closes_on_success_and_reopens_on_failure(
     breaker_and_clock: tuple[CircuitBreaker, Clock],
 ) -> None:
     breaker, clock = breaker_and_clock
-    model = _model()
-    for _ in range(4):
-        await breaker.record(model, False)
+    model = await _tripped(breaker)
     assert not await breaker.allow(model)
     clock.now += 6  # cool-down over
     assert await breaker.allow(model)  # the probe
@@ -107,9 +113,7 @@ async def test_reset_closes_an_open_breaker(
     breaker_and_clock: tuple[CircuitBreaker, Clock],
 ) -> None:
     breaker, clock = breaker_and_clock
-    model = _model()
-    for _ in range(4):
-        await breaker.record(model, False)
+    model = await _tripped(breaker)
     await breaker.reset(model)
     assert await breaker.allow(model)
     assert (await breaker.status(model)).requests == 0
@@ -120,9 +124,7 @@ async def test_a_probe_that_never_reports_back_does_not_wedge_the_breaker(
     breaker_and_clock: tuple[CircuitBreaker, Clock],
 ) -> None:
     breaker, clock = breaker_and_clock
-    model = _model()
-    for _ in range(4):
-        await breaker.record(model, False)
+    model = await _tripped(breaker)
     clock.now += 6
     assert await breaker.allow(model)  # the probe goes out... and is never recorded
     assert not await breaker.allow(model)

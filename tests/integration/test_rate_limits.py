@@ -49,6 +49,21 @@ def _key() -> str:
     return f"k-{uuid.uuid4().hex[:8]}"
 
 
+async def _limited_key(gateway: Gateway, key_id: str, **limits: int) -> str:
+    """A key that may use every model, with these rate limits; returns the secret."""
+    created = await gateway.admin.post(
+        "/admin/api-keys",
+        json={
+            "id": key_id,
+            "name": key_id,
+            "permissions": {"models": "all"},
+            "rate_limits": limits,
+        },
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["key"])
+
+
 async def test_requests_count_down_to_the_limit_then_wait(
     limiter_and_clock: tuple[RateLimiter, Clock],
 ) -> None:
@@ -115,16 +130,7 @@ async def test_over_the_limit_is_429_with_retry_after_and_openai_headers(
     gateway: Gateway, upstream: FakeOpenAI
 ) -> None:
     await gateway.add_model("fast-chat", upstream)
-    created = await gateway.admin.post(
-        "/admin/api-keys",
-        json={
-            "id": "rl",
-            "name": "rl",
-            "permissions": {"models": "all"},
-            "rate_limits": {"requests_per_minute": 3, "tokens_per_minute": 10_000},
-        },
-    )
-    key = created.json()["key"]
+    key = await _limited_key(gateway, "rl", requests_per_minute=3, tokens_per_minute=10_000)
     client = openai.AsyncOpenAI(base_url=f"{gateway.base_url}/v1", api_key=key, max_retries=0)
     seen = []
     for _ in range(3):
@@ -157,16 +163,7 @@ async def test_two_processes_sharing_redis_stay_within_one_limit(
     ):
         await first.add_model("fast-chat", upstream)
         key_id = f"shared-{uuid.uuid4().hex[:6]}"
-        created = await first.admin.post(
-            "/admin/api-keys",
-            json={
-                "id": key_id,
-                "name": "s",
-                "permissions": {"models": "all"},
-                "rate_limits": {"requests_per_minute": 6},
-            },
-        )
-        key = created.json()["key"]
+        key = await _limited_key(first, key_id, requests_per_minute=6)
         statuses = []
         for index in range(12):
             target = (first.base_url, second_url)[index % 2]
@@ -186,16 +183,7 @@ async def test_async_runs_keep_their_token_estimate_charged(
     gateway: Gateway, upstream: FakeOpenAI
 ) -> None:
     await gateway.add_model("fast-chat", upstream)
-    created = await gateway.admin.post(
-        "/admin/api-keys",
-        json={
-            "id": "tpm",
-            "name": "tpm",
-            "permissions": {"models": "all"},
-            "rate_limits": {"tokens_per_minute": 1000},
-        },
-    )
-    key = created.json()["key"]
+    key = await _limited_key(gateway, "tpm", tokens_per_minute=1000)
     statuses = []
     async with httpx.AsyncClient(base_url=gateway.base_url) as client:
         for _ in range(3):
@@ -212,17 +200,9 @@ async def test_a_request_larger_than_the_token_limit_is_refused_without_retry_af
     gateway: Gateway, upstream: FakeOpenAI
 ) -> None:
     await gateway.add_model("fast-chat", upstream)
-    created = await gateway.admin.post(
-        "/admin/api-keys",
-        json={
-            "id": "small",
-            "name": "s",
-            "permissions": {"models": "all"},
-            "rate_limits": {"tokens_per_minute": 100, "requests_per_minute": 10},
-        },
-    )
+    key = await _limited_key(gateway, "small", tokens_per_minute=100, requests_per_minute=10)
     async with httpx.AsyncClient(base_url=gateway.base_url) as client:
-        headers = {"authorization": f"Bearer {created.json()['key']}"}
+        headers = {"authorization": f"Bearer {key}"}
         huge = await client.post(
             "/v1/chat/completions",
             headers=headers,
