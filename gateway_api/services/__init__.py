@@ -1,0 +1,1 @@
+"""Application services: the rules between HTTP and Temporal (no FastAPI import here)."""
