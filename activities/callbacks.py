@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import httpx
 from temporalio import activity
 
-from activities.errors import to_application_error
 from gateway_core.callbacks import post_signed
 from gateway_core.domain.operations import CallbackInput, CallbackOutcome
+from gateway_core.error_codec import application_error
 from gateway_core.errors import GatewayError
 
 
@@ -26,7 +26,7 @@ class CallbackActivities:
         try:
             status = await post_signed(self._http, callback.url, body, self._secret)
         except GatewayError as error:
-            raise to_application_error(error) from None
+            raise application_error(error, attempt=activity.info().attempt) from None
         return CallbackOutcome(
             delivered=True,
             status_code=status,

@@ -13,12 +13,14 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.errors import to_application_error
 from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.credentials.base import CredentialResolver
 from gateway_core.credentials.rotation import call_with_rotation, stream_with_rotation
 from gateway_core.domain.chat import ProviderCallInput, ProviderCallResult
+from gateway_core.domain.streams import ChunkEvent, EndEvent, ErrorEvent
+from gateway_core.error_codec import application_error, payload_from_error
 from gateway_core.errors import (
     CircuitOpenError,
     GatewayError,
@@ -26,7 +28,6 @@ from gateway_core.errors import (
     UpstreamBadRequestError,
     UpstreamError,
     UpstreamTimeoutError,
-    error_to_payload,
 )
 from gateway_core.logging import request_id_var
 from gateway_core.metrics import GatewayMetrics
@@ -35,6 +36,11 @@ from gateway_core.streaming.assembler import ChunkAssembler
 from gateway_core.streaming.bus import StreamBus
 
 HEARTBEAT_EVERY_S = 1.0
+
+
+def _failure(error: GatewayError) -> ApplicationError:
+    """The activity's failure for `error`, recording this attempt's number."""
+    return application_error(error, attempt=activity.info().attempt)
 
 
 def _health_signal(error: GatewayError) -> bool | None:
@@ -66,7 +72,7 @@ class ChatActivities:
     async def _admit(self, call: ProviderCallInput) -> None:
         if not await self._breaker.allow(call.model.id):
             self._metrics.observe_breaker(call.model.id, "open")
-            raise to_application_error(
+            raise application_error(
                 CircuitOpenError(
                     f"circuit breaker of model {call.model.id!r} is open", retryable=False
                 ),
@@ -112,7 +118,7 @@ class ChatActivities:
                 ) from None
         except GatewayError as error:
             await self._settle(call, started, error)
-            raise to_application_error(error) from None
+            raise _failure(error) from None
         await self._settle(call, started, None)
         return ProviderCallResult(response=response, attempt=activity.info().attempt)
 
@@ -127,14 +133,14 @@ class ChatActivities:
         request_id_var.set(call.request_id)
         key = call.stream_key
         if key is None:
-            raise to_application_error(UpstreamError("stream call without a key", retryable=False))
+            raise _failure(UpstreamError("stream call without a key", retryable=False))
         if _chunks_sent_by_earlier_attempt(activity.info().heartbeat_details):
             repeat = StreamInterruptedError(
                 "an earlier attempt already streamed text; retrying would repeat it",
                 retryable=False,
             )
-            await self._bus.publish(key, {"type": "error", "error": error_to_payload(repeat)})
-            raise to_application_error(repeat)
+            await self._bus.publish(key, ErrorEvent(error=payload_from_error(repeat)))
+            raise _failure(repeat)
         await self._admit(call)
         assembler = ChunkAssembler()
         heartbeat = asyncio.create_task(_heartbeat_forever(assembler))
@@ -146,13 +152,13 @@ class ChatActivities:
             await self._settle(call, started, error)
             if error is None:
                 raise
-            raise to_application_error(error) from None
+            raise _failure(error) from None
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
         await self._settle(call, started, None)
-        await self._bus.publish(key, {"type": "end"})
+        await self._bus.publish(key, EndEvent())
         return ProviderCallResult(response=assembler.response(), attempt=activity.info().attempt)
 
     async def _stream_failure(
@@ -167,17 +173,12 @@ class ChatActivities:
             retryable=False,
             upstream_status=getattr(exc, "upstream_status", None),
         )
-        await self._bus.publish(key, {"type": "error", "error": error_to_payload(interrupted)})
+        await self._bus.publish(key, ErrorEvent(error=payload_from_error(interrupted)))
         return interrupted
 
     async def _relay(self, call: ProviderCallInput, key: str, assembler: ChunkAssembler) -> None:
         provider = self._providers.get(call.model.provider)
-        meta = {
-            "attempt": activity.info().attempt,
-            "served_by": call.model.id,
-            "step": call.step_index,
-            "prior_attempts": call.prior_attempts,
-        }
+        attempt = activity.info().attempt
         opened = stream_with_rotation(
             self._credentials,
             call.model.credential,
@@ -186,7 +187,14 @@ class ChatActivities:
         async with contextlib.aclosing(opened) as chunks:
             async for chunk in _first_within(chunks, call.first_chunk_timeout_ms):
                 assembler.add(chunk)
-                await self._bus.publish(key, {"type": "chunk", **meta, "data": chunk})
+                event = ChunkEvent(
+                    attempt=attempt,
+                    served_by=call.model.id,
+                    step=call.step_index,
+                    prior_attempts=call.prior_attempts,
+                    data=chunk,
+                )
+                await self._bus.publish(key, event)
                 activity.heartbeat(assembler.chunks)
 
 

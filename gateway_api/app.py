@@ -7,23 +7,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from gateway_api.assembly import Mode, Runtime, open_runtime
+from gateway_api.assembly.services import build_services
 from gateway_api.errors import install_error_handlers
 from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.routers import (
-    admin_api_keys,
-    admin_cache,
-    admin_chains,
-    admin_config,
-    admin_credentials,
-    admin_health,
-    admin_models,
-    admin_prompts,
+    admin,
     chat,
     health,
     models,
     operations,
 )
-from gateway_api.runtime import Mode, Runtime, open_runtime
 from gateway_core.config import Settings
 
 
@@ -37,6 +31,7 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
             return
         async with open_runtime(settings, mode) as opened:
             app.state.runtime = opened
+            app.state.services = build_services(opened)
             yield
 
     app = FastAPI(
@@ -48,20 +43,14 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
     )
     if runtime is not None:
         app.state.runtime = runtime
+        app.state.services = build_services(runtime)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     for router in (
         health.router,
         models.router,
         chat.router,
-        admin_models.router,
-        admin_chains.router,
-        admin_health.router,
-        admin_prompts.router,
-        admin_config.router,
-        admin_api_keys.router,
-        admin_credentials.router,
-        admin_cache.router,
+        admin.router,
         operations.router,
     ):
         app.include_router(router)

@@ -17,6 +17,7 @@ import uvicorn
 import uvloop
 
 from gateway_api.app import create_app
+from gateway_api.assembly import Mode, Runtime, open_runtime
 from gateway_api.config_cli import (
     CommandError,
     apply_config,
@@ -25,7 +26,6 @@ from gateway_api.config_cli import (
     import_command,
     read_config_file,
 )
-from gateway_api.runtime import Mode, Runtime, open_runtime
 from gateway_core.auth.keys import ADMIN_KEY_FILE
 from gateway_core.config import Settings
 from gateway_core.config_io import GatewayConfig
@@ -46,10 +46,10 @@ def _announce(settings: Settings, runtime: Runtime, port: int) -> None:
     lines = [
         "PMP LLM Gateway is ready",
         f"  API:          http://{settings.host}:{port}/v1",
-        f"  Temporal:     {runtime.temporal_address} (namespace {settings.temporal_namespace})",
+        f"  Temporal:     {runtime.temporal.address} (namespace {settings.temporal_namespace})",
     ]
-    if runtime.temporal_ui_url:
-        lines.append(f"  Temporal UI:  {runtime.temporal_ui_url}")
+    if runtime.temporal.ui_url:
+        lines.append(f"  Temporal UI:  {runtime.temporal.ui_url}")
     lines.append(f"  Data dir:     {settings.data_dir}")
     if settings.admin_key is None:
         lines.append(f"  Admin key:    in {settings.data_dir / ADMIN_KEY_FILE}")
@@ -124,7 +124,7 @@ async def _run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with open_runtime(settings, "worker") as runtime:
         print(
-            f"PMP worker polling {settings.temporal_task_queue} on {runtime.temporal_address}",
+            f"PMP worker polling {settings.temporal_task_queue} on {runtime.temporal.address}",
             flush=True,
         )
         await stop.wait()

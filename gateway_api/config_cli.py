@@ -13,13 +13,13 @@ from pathlib import Path
 
 import httpx
 
-from gateway_api.runtime import Runtime
+from gateway_api.assembly.groups import Runtime
+from gateway_api.services.config_admin import ConfigAdmin
 from gateway_core.auth.keys import ADMIN_KEY_FILE
 from gateway_core.config import Settings
 from gateway_core.config_io import (
     GatewayConfig,
     ImportReport,
-    import_config,
     load_document,
     parse_config,
 )
@@ -127,10 +127,6 @@ def read_config_file(file: Path) -> GatewayConfig:
 async def apply_config(runtime: Runtime, config: GatewayConfig) -> ImportReport:
     """Apply a validated configuration at start-up (entries not in it are kept)."""
     try:
-        report = await import_config(runtime.pool, config)
+        return await ConfigAdmin(runtime.storage).apply(config)
     except GatewayError as error:
         raise StartupError(f"could not apply the configuration: {error.message}") from None
-    runtime.model_cache.invalidate()
-    runtime.prompt_cache.invalidate()
-    runtime.chain_cache.invalidate()
-    return report

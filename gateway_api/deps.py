@@ -1,24 +1,96 @@
-"""Dependencies: the runtime and the caller's identity, as one-line aliases."""
+"""Dependencies: the caller's identity and the one group or service a handler needs.
+
+Each is a one-line `Annotated` alias; handlers never receive the whole runtime.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from gateway_api.runtime import Runtime
-from gateway_core.auth.rate_limit import RateDecision
+from gateway_api.assembly.groups import Runtime, StorageGroup
+from gateway_api.assembly.services import Services
+from gateway_api.services.api_keys import ApiKeyAdmin
+from gateway_api.services.cache_policy import ResponseCacheService
+from gateway_api.services.chat import ChatService
+from gateway_api.services.config_admin import ConfigAdmin
+from gateway_api.services.credentials import CredentialProviders
+from gateway_api.services.entities import EntityServices
+from gateway_api.services.model_health import ModelHealth
+from gateway_api.services.operations import OperationsService
+from gateway_api.services.readiness import Readiness
 from gateway_core.auth.service import Caller
-from gateway_core.errors import AuthenticationError, InvalidRequestError, RateLimitError
+from gateway_core.errors import AuthenticationError, InvalidRequestError
+from gateway_core.metrics import GatewayMetrics
 
 
-async def get_runtime(request: Request) -> Runtime:
+def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def storage(request: Request) -> StorageGroup:
+    return _runtime(request).storage
+
+
+def cache_service(request: Request) -> ResponseCacheService:
+    return _services(request).cache
+
+
+def metrics_registry(request: Request) -> GatewayMetrics:
+    return _runtime(request).providers.metrics
+
+
+def readiness(request: Request) -> Readiness:
+    return _services(request).readiness
+
+
+def chat_service(request: Request) -> ChatService:
+    return _services(request).chat
+
+
+def operations_service(request: Request) -> OperationsService:
+    return _services(request).operations
+
+
+def entity_services(request: Request) -> EntityServices:
+    return _services(request).entities
+
+
+def api_keys_service(request: Request) -> ApiKeyAdmin:
+    return _services(request).api_keys
+
+
+def config_admin(request: Request) -> ConfigAdmin:
+    return _services(request).config
+
+
+def model_health(request: Request) -> ModelHealth:
+    return _services(request).model_health
+
+
+def credential_providers(request: Request) -> CredentialProviders:
+    return _services(request).credentials
+
+
+StorageDep = Annotated[StorageGroup, Depends(storage)]
+CacheDep = Annotated[ResponseCacheService, Depends(cache_service)]
+MetricsDep = Annotated[GatewayMetrics, Depends(metrics_registry)]
+ReadinessDep = Annotated[Readiness, Depends(readiness)]
+ChatDep = Annotated[ChatService, Depends(chat_service)]
+OperationsDep = Annotated[OperationsService, Depends(operations_service)]
+EntitiesDep = Annotated[EntityServices, Depends(entity_services)]
+ApiKeysDep = Annotated[ApiKeyAdmin, Depends(api_keys_service)]
+ConfigAdminDep = Annotated[ConfigAdmin, Depends(config_admin)]
+ModelHealthDep = Annotated[ModelHealth, Depends(model_health)]
+CredentialsDep = Annotated[CredentialProviders, Depends(credential_providers)]
+ServicesDep = Annotated[Services, Depends(_services)]
 
 
 def presented_key(request: Request) -> str:
@@ -36,41 +108,27 @@ def presented_key(request: Request) -> str:
     )
 
 
-async def authenticate(request: Request, runtime: RuntimeDep) -> Caller:
+async def authenticate(request: Request) -> Caller:
     """The caller behind the presented key (401 saying what is wrong with it)."""
-    return await runtime.authenticator.authenticate(presented_key(request))
+    return await _runtime(request).auth.authenticator.authenticate(presented_key(request))
+
+
+def response_headers(request: Request) -> dict[str, str]:
+    """Headers every response to this request carries (the middleware adds them)."""
+    headers: dict[str, str] | None = getattr(request.state, "pmp_headers", None)
+    if headers is None:
+        headers = {}
+        request.state.pmp_headers = headers
+    return headers
 
 
 async def rate_limited_caller(
-    request: Request, runtime: RuntimeDep, caller: Annotated[Caller, Depends(authenticate)]
+    request: Request, caller: Annotated[Caller, Depends(authenticate)]
 ) -> Caller:
     """An authenticated caller whose request fits its limits (counted as one request)."""
-    await enforce_rate_limit(request, runtime, caller, tokens=0)
+    limits = _services(request).limits
+    await limits.admit(caller, tokens=0, headers=response_headers(request))
     return caller
-
-
-async def enforce_rate_limit(
-    request: Request, runtime: Runtime, caller: Caller, *, tokens: int
-) -> None:
-    """Count the request (and its token estimate); 429 with Retry-After when over a limit.
-
-    The x-ratelimit-* headers are attached to whatever response the request gets.
-    """
-    token_limit = caller.rate_limits.tokens_per_minute
-    if token_limit is not None and tokens > token_limit:
-        # Waiting would not help: this request alone is over the per-minute token limit.
-        raise RateLimitError(
-            f"request too large: about {tokens} tokens, limit {token_limit} tokens per minute",
-            code="request_too_large",
-        )
-    decision = await runtime.rate_limiter.acquire(caller.key_id, caller.rate_limits, tokens)
-    headers = rate_limit_headers(decision)
-    request.state.pmp_headers = {**getattr(request.state, "pmp_headers", {}), **headers}
-    if not decision.allowed:
-        error = RateLimitError(decision.reason)
-        error.headers.update(headers)
-        error.headers["retry-after"] = str(max(1, math.ceil(decision.retry_after_s)))
-        raise error
 
 
 async def require_admin(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
@@ -83,32 +141,6 @@ CallerDep = Annotated[Caller, Depends(rate_limited_caller)]
 # For routes that count the request themselves (chat: with its token estimate).
 AuthenticatedDep = Annotated[Caller, Depends(authenticate)]
 AdminDep = Annotated[Caller, Depends(require_admin)]
-
-
-def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
-    """OpenAI's x-ratelimit-{limit,remaining,reset}-{requests,tokens} headers."""
-    headers: dict[str, str] = {}
-    for kind, state in (("requests", decision.requests), ("tokens", decision.tokens)):
-        if state is None:
-            continue
-        headers[f"x-ratelimit-limit-{kind}"] = str(state.limit)
-        headers[f"x-ratelimit-remaining-{kind}"] = str(state.remaining)
-        headers[f"x-ratelimit-reset-{kind}"] = format_duration(state.reset_s)
-    return headers
-
-
-def format_duration(seconds: float) -> str:
-    """Durations as OpenAI writes them: `20ms`, `6s`, `1m30s`, `2h0m0s`."""
-    if seconds < 1:
-        return f"{max(0, round(seconds * 1000))}ms"
-    whole = math.ceil(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
 
 
 def parse_if_match(if_match: str | None) -> int | None:

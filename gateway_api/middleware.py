@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -10,20 +9,12 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway_core.error_codec import internal_error_body
 from gateway_core.logging import request_id_var
 
 logger = logging.getLogger("gateway_api.access")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_INTERNAL_ERROR_BODY = json.dumps(
-    {
-        "error": {
-            "message": "internal server error",
-            "type": "server_error",
-            "param": None,
-            "code": None,
-        }
-    }
-).encode()
+_INTERNAL_ERROR_BODY = internal_error_body()
 _INTERNAL_ERROR_START: Message = {
     "type": "http.response.start",
     "status": 500,

@@ -1,4 +1,4 @@
-"""The one hierarchy of domain errors; HTTP and Temporal mappings live at the edges."""
+"""The one hierarchy of domain errors; gateway_core.error_codec owns their translations."""
 
 from __future__ import annotations
 
@@ -140,53 +140,3 @@ class StreamInterruptedError(UpstreamError):
 
     error_type = "upstream_error"
     default_code = "stream_interrupted"
-
-
-_ERROR_TYPES: dict[str, type[GatewayError]] = {
-    cls.__name__: cls
-    for cls in (
-        GatewayError,
-        InvalidRequestError,
-        AuthenticationError,
-        PermissionDeniedError,
-        NotFoundError,
-        ModelNotFoundError,
-        PromptNotFoundError,
-        ConflictError,
-        RequestTooLargeError,
-        ServiceUnavailableError,
-        ConfigurationError,
-        UpstreamError,
-        UpstreamBadRequestError,
-        UpstreamRateLimitError,
-        UpstreamTimeoutError,
-        StreamInterruptedError,
-        CircuitOpenError,
-    )
-}
-
-
-def error_to_payload(error: GatewayError) -> dict[str, Any]:
-    """Serialise an error so it can cross a process boundary (Temporal failure details)."""
-    payload = {"kind": type(error).__name__, **error.to_dict()}
-    if isinstance(error, UpstreamError):
-        payload["retryable"] = error.retryable
-        payload["upstream_status"] = error.upstream_status
-        payload["retry_after_s"] = error.retry_after_s
-    return payload
-
-
-def error_from_payload(payload: dict[str, Any]) -> GatewayError:
-    """Rebuild the error that `error_to_payload` serialised."""
-    cls = _ERROR_TYPES.get(str(payload.get("kind")), GatewayError)
-    message = str(payload.get("message", "upstream call failed"))
-    if issubclass(cls, UpstreamError):
-        return cls(
-            message,
-            retryable=bool(payload.get("retryable", False)),
-            upstream_status=payload.get("upstream_status"),
-            retry_after_s=payload.get("retry_after_s"),
-            code=payload.get("code"),
-            param=payload.get("param"),
-        )
-    return cls(message, code=payload.get("code"), param=payload.get("param"))

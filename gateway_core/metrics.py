@@ -51,7 +51,9 @@ class GatewayMetrics:
             ["model"],
             registry=self.registry,
         )
+        self._add_cache_metrics()
 
+    def _add_cache_metrics(self) -> None:
         self.cache_lookups = Counter(
             "pmp_cache_lookups",
             "Response-cache outcomes by requested name: hit, semantic-hit, miss, bypass.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -24,7 +25,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from gateway_api.app import create_app
-from gateway_api.runtime import Runtime, open_runtime
+from gateway_api.assembly import Runtime, open_runtime
+from gateway_core.cache.semantic import Embedder
 from gateway_core.config import Settings
 from gateway_core.process import free_port, stop, wait_for_port
 from gateway_core.storage.embedded import EmbeddedPostgres
@@ -156,18 +158,27 @@ class Gateway:
 
 
 async def _truncate(runtime: Runtime) -> None:
-    async with runtime.pool.connection() as conn:
+    async with runtime.storage.pool.connection() as conn:
         await conn.execute(
             "TRUNCATE api_keys, api_key_usage, models, model_versions, chains, chain_versions,"
             " prompts, prompt_versions, semantic_cache"
         )
-    await runtime.response_cache.clear()  # a Redis cache outlives the test that filled it
+    await runtime.cache.responses.clear()  # a Redis cache outlives the test that filled it
 
 
 @asynccontextmanager
-async def running_gateway(settings: Settings, *, truncate: bool = True) -> AsyncIterator[Gateway]:
-    """The real app on a loopback port, with its worker in-process (the serve mode)."""
-    async with open_runtime(settings, "serve") as runtime:
+async def running_gateway(
+    settings: Settings, *, truncate: bool = True, embedder: Embedder | None = None
+) -> AsyncIterator[Gateway]:
+    """The real app on a loopback port, with its worker in-process (the serve mode).
+
+    `embedder` replaces the semantic cache's (tests use a deterministic one).
+    """
+    async with open_runtime(settings, "serve") as opened:
+        runtime = opened
+        if embedder is not None:
+            cache = dataclasses.replace(runtime.cache, embedder=embedder)
+            runtime = dataclasses.replace(runtime, cache=cache)
         if truncate:
             await _truncate(runtime)
         app = create_app(settings, runtime=runtime)

@@ -13,11 +13,9 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
-    ActivityError,
     ApplicationError,
     CancelledError,
     FailureError,
-    TimeoutError,
     is_cancelled_exception,
 )
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
@@ -30,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         ProviderCallInput,
         ProviderCallResult,
     )
+    from gateway_core.domain.failures import FailureKind, FailurePayload
     from gateway_core.domain.operations import (
         CallbackInput,
         OperationDoc,
@@ -37,15 +36,23 @@ with workflow.unsafe.imports_passed_through():
         callback_run_id,
         response_with_metadata,
     )
-    from gateway_core.errors import error_from_payload
+    from gateway_core.error_codec import (
+        callback_error,
+        chain_failure,
+        payload_from_activity_failure,
+    )
 
 CALLBACK_WORKFLOW = "CallbackWorkflow"
 COMPLETE_ACTIVITY = "chat_complete"
 STREAM_ACTIVITY = "chat_stream"
 
 # Errors that fail the same way on every model: end the chain instead of walking it.
-CHAIN_ENDING_ERRORS = ("UpstreamBadRequestError", "StreamInterruptedError", "InvalidRequestError")
-NON_RETRYABLE_ERRORS = [*CHAIN_ENDING_ERRORS, "ConfigurationError", "CircuitOpenError"]
+CHAIN_ENDING_ERRORS: tuple[FailureKind, ...] = (
+    "UpstreamBadRequestError",
+    "StreamInterruptedError",
+    "InvalidRequestError",
+)
+NON_RETRYABLE_ERRORS: list[str] = [*CHAIN_ENDING_ERRORS, "ConfigurationError", "CircuitOpenError"]
 # The activity enforces the latency limit itself (a clear, counted timeout error); the
 # Temporal timeout is the backstop for an attempt that does not even manage that.
 BACKSTOP = timedelta(seconds=2)
@@ -63,29 +70,6 @@ def _retry_policy(step: ChainStep) -> RetryPolicy:
 
 def _is_cancellation(error: FailureError) -> bool:
     return isinstance(error, CancelledError) or isinstance(error.cause, CancelledError)
-
-
-def _failure_payload(error: FailureError, step: ChainStep) -> dict[str, Any]:
-    """The gateway error behind an activity failure, as a serialisable payload.
-
-    A regular activity fails with ActivityError(cause=...); a local activity's failure
-    arrives as the cause itself.
-    """
-    cause = error.cause if isinstance(error, ActivityError) else error
-    if isinstance(cause, ApplicationError) and cause.details:
-        detail = cause.details[0]
-        if isinstance(detail, dict):
-            return detail
-    if isinstance(cause, TimeoutError):
-        return {
-            "kind": "UpstreamTimeoutError",
-            "message": "upstream did not answer within the step's latency limit",
-            "retryable": True,
-            "code": "upstream_timeout",
-            "attempt": step.max_retries + 1,
-        }
-    message = str(cause) if cause is not None else str(error)
-    return {"kind": "UpstreamError", "message": message, "retryable": False, "attempt": 1}
 
 
 @workflow.defn(name="ChatWorkflow")
@@ -107,8 +91,7 @@ class ChatWorkflow:
             if is_cancelled_exception(error):
                 await self._callback(inp, "cancelled")
             elif isinstance(error, ApplicationError):
-                detail = error.details[0] if error.details else {"message": error.message}
-                await self._callback(inp, "failed", error=error_from_payload(detail).to_dict())
+                await self._callback(inp, "failed", error=callback_error(error))
             raise
         await self._callback(
             inp, "completed", result=response_with_metadata(result, workflow.info().workflow_id)
@@ -146,7 +129,7 @@ class ChatWorkflow:
             raise ApplicationError(
                 "chain has no steps", type="InvalidRequestError", non_retryable=True
             )
-        failure: dict[str, Any] = {}
+        failure: FailurePayload | None = None
         for index, step in enumerate(inp.steps):
             call = ProviderCallInput(
                 model=step.model,
@@ -161,9 +144,9 @@ class ChatWorkflow:
             except FailureError as error:
                 if _is_cancellation(error):
                     raise
-                failure = _failure_payload(error, step)
-                self._attempts += int(failure.get("attempt", 1))
-                if failure.get("kind") in CHAIN_ENDING_ERRORS or step.on_exhausted == "fail":
+                failure = payload_from_activity_failure(error, max_retries=step.max_retries)
+                self._attempts += failure.attempt_count
+                if failure.kind in CHAIN_ENDING_ERRORS or step.on_exhausted == "fail":
                     break
                 continue
             self._attempts += result.attempt
@@ -175,12 +158,7 @@ class ChatWorkflow:
                 fallbacks=index,
                 chain_id=inp.chain_id,
             )
-        raise ApplicationError(
-            str(failure.get("message", "all chain steps failed")),
-            {**failure, "attempts": self._attempts},
-            type=str(failure.get("kind", "UpstreamError")),
-            non_retryable=True,
-        )
+        raise chain_failure(failure, attempts=self._attempts)
 
     async def _call(
         self, step: ChainStep, call: ProviderCallInput, stream: bool

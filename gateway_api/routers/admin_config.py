@@ -7,17 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from gateway_api.deps import AdminDep, RuntimeDep
-from gateway_core.config_io import (
-    ImportReport,
-    dump_yaml,
-    export_config,
-    import_config,
-    load_document,
-    parse_config,
-)
+from gateway_api.deps import ConfigAdminDep
+from gateway_core.config_io import ImportReport, dump_yaml
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(tags=["admin"])
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
@@ -25,12 +18,11 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 @router.get("/export", response_model=None)
 async def export(
     request: Request,
-    runtime: RuntimeDep,
-    _admin: AdminDep,
+    config: ConfigAdminDep,
     format: Annotated[Literal["json", "yaml"] | None, Query()] = None,
 ) -> Response:
     """JSON, or YAML with `?format=yaml` or `Accept: application/yaml`."""
-    document = await export_config(runtime.models, runtime.prompts, runtime.chains)
+    document = await config.export()
     accept = request.headers.get("accept", "")
     if format == "yaml" or (format is None and any(t in accept for t in YAML_TYPES)):
         return Response(dump_yaml(document), media_type="application/yaml")
@@ -40,8 +32,7 @@ async def export(
 @router.post("/import")
 async def import_(
     request: Request,
-    runtime: RuntimeDep,
-    _admin: AdminDep,
+    config: ConfigAdminDep,
     prune: bool = False,
     dry_run: bool = False,
 ) -> ImportReport:
@@ -50,9 +41,6 @@ async def import_(
     A JSON content type is parsed as JSON, anything else as YAML (which reads JSON too).
     """
     json_only = "json" in request.headers.get("content-type", "")
-    config = parse_config(load_document(await request.body(), json_only=json_only))
-    report = await import_config(runtime.pool, config, prune=prune, dry_run=dry_run)
-    runtime.model_cache.invalidate()
-    runtime.prompt_cache.invalidate()
-    runtime.chain_cache.invalidate()
-    return report
+    return await config.import_document(
+        await request.body(), json_only=json_only, prune=prune, dry_run=dry_run
+    )

@@ -6,8 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from gateway_api.deps import CallerDep, RuntimeDep
-from gateway_api.operations import cancel_operation, describe_operation, list_operations
+from gateway_api.deps import CallerDep, OperationsDep
 from gateway_core.domain.operations import OperationDoc
 from gateway_core.errors import InvalidRequestError, NotFoundError
 
@@ -18,7 +17,7 @@ StatusFilter = Literal["pending", "running", "completed", "failed", "cancelled"]
 
 @router.get("")
 async def operations(
-    runtime: RuntimeDep,
+    service: OperationsDep,
     caller: CallerDep,
     ids: str | None = None,
     status: StatusFilter | None = None,
@@ -35,14 +34,14 @@ async def operations(
         missing: list[str] = []
         for operation_id in wanted:
             try:
-                document = await describe_operation(runtime, caller, operation_id)
+                document = await service.describe(caller, operation_id)
             except NotFoundError:
                 missing.append(operation_id)
                 continue
             found.append(document.model_dump(exclude_none=True))
         return {"object": "list", "data": found, "not_found": missing}
-    documents, cursor = await list_operations(
-        runtime, caller, status=status, operation_type=type, limit=limit, after=after
+    documents, cursor = await service.list(
+        caller, status=status, operation_type=type, limit=limit, after=after
     )
     return {
         "object": "list",
@@ -53,10 +52,10 @@ async def operations(
 
 
 @router.get("/{operation_id}", response_model_exclude_none=True)
-async def operation(operation_id: str, runtime: RuntimeDep, caller: CallerDep) -> OperationDoc:
-    return await describe_operation(runtime, caller, operation_id)
+async def operation(operation_id: str, service: OperationsDep, caller: CallerDep) -> OperationDoc:
+    return await service.describe(caller, operation_id)
 
 
 @router.delete("/{operation_id}", response_model_exclude_none=True)
-async def cancel(operation_id: str, runtime: RuntimeDep, caller: CallerDep) -> OperationDoc:
-    return await cancel_operation(runtime, caller, operation_id)
+async def cancel(operation_id: str, service: OperationsDep, caller: CallerDep) -> OperationDoc:
+    return await service.cancel(caller, operation_id)

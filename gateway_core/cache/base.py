@@ -7,6 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import psycopg
+from redis.exceptions import RedisError
+
+from gateway_core.errors import GatewayError
+
+# A cache that cannot answer (Redis or PostgreSQL down, embeddings refused) is a miss,
+# never a failed request: callers catch exactly these.
+CACHE_ERRORS = (RedisError, psycopg.Error, GatewayError, OSError)
+
 
 @dataclass(frozen=True)
 class CachedAnswer:

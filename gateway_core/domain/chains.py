@@ -50,3 +50,11 @@ class ModelChain(ChainBase):
     version: int = 1
     created_at: datetime
     updated_at: datetime
+
+
+class ChainVersion(ChainBase):
+    """One version of a chain as it was written; `created_at` is when it was written."""
+
+    id: ResourceId
+    version: int
+    created_at: datetime

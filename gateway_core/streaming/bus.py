@@ -1,19 +1,20 @@
 """Stream bus: the streaming activity publishes chunks, the API relays them as SSE.
 
-Events are small dicts: {"type": "chunk", "data": {...}} then {"type": "end"}.
+Events are typed (gateway_core.domain.streams): chunk events, then an end or an error
+event. The in-process bus hands the event objects over as they are; Redis carries them
+as JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-StreamEvent = dict[str, Any]
+from gateway_core.domain.streams import STREAM_EVENT, StreamEvent
 
 
 class StreamBus(Protocol):
@@ -78,8 +79,7 @@ class _RedisSubscription:
             for _stream, entries in batches:
                 for entry_id, fields in entries:
                     last_id = entry_id
-                    event: StreamEvent = json.loads(fields[b"e"])
-                    yield event
+                    yield STREAM_EVENT.validate_json(fields[b"e"])
 
 
 class RedisStreamBus:
@@ -100,6 +100,6 @@ class RedisStreamBus:
     async def publish(self, key: str, event: StreamEvent) -> None:
         stream_key = self._stream_key(key)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(stream_key, {"e": json.dumps(event)}, maxlen=10_000, approximate=True)
+            pipe.xadd(stream_key, {"e": event.model_dump_json()}, maxlen=10_000, approximate=True)
             pipe.expire(stream_key, self._ttl_s)
             await pipe.execute()

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from gateway_api.app import create_app
-from gateway_api.runtime import open_runtime
+from gateway_api.assembly import open_runtime
 from gateway_core.config import Settings
 from tests.conftest import ADMIN_KEY, UPSTREAM_KEY, UPSTREAM_KEY_ENV
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario

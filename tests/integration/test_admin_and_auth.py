@@ -11,6 +11,7 @@ import pytest
 from temporalio.client import Client
 
 from gateway_api.app import create_app
+from gateway_api.services.run_client import RunClient
 from gateway_core.process import free_port
 from gateway_core.storage.database import open_pool
 from tests.conftest import ADMIN_KEY, Gateway
@@ -196,7 +197,8 @@ async def test_ready_reports_up_and_names_postgres_when_it_is_down(
     assert (await gateway.admin.get("/live")).status_code == 200
     closed = await open_pool(database_url)
     await closed.close()
-    broken = dataclasses.replace(gateway.runtime, pool=closed)
+    storage = dataclasses.replace(gateway.runtime.storage, pool=closed)
+    broken = dataclasses.replace(gateway.runtime, storage=storage)
     app = create_app(gateway.runtime.settings, runtime=broken)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -207,7 +209,9 @@ async def test_ready_reports_up_and_names_postgres_when_it_is_down(
 
 async def test_ready_names_temporal_when_it_is_down(gateway: Gateway) -> None:
     unreachable = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
-    broken = dataclasses.replace(gateway.runtime, temporal=unreachable)
+    runs = RunClient(unreachable, task_queue="unused", namespace="default", eager_start=False)
+    temporal = dataclasses.replace(gateway.runtime.temporal, runs=runs)
+    broken = dataclasses.replace(gateway.runtime, temporal=temporal)
     app = create_app(gateway.runtime.settings, runtime=broken)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -172,7 +172,7 @@ async def test_usage_is_counted_per_key_and_model_and_last_use_recorded(
 
 async def test_the_key_table_holds_no_usable_secret(gateway: Gateway) -> None:
     key = await _key(gateway)
-    async with gateway.runtime.pool.connection() as conn:
+    async with gateway.runtime.storage.pool.connection() as conn:
         cursor = await conn.execute("SELECT * FROM api_keys WHERE id = 'team-a'")
         row = await cursor.fetchone()
     assert row is not None
@@ -181,7 +181,7 @@ async def test_the_key_table_holds_no_usable_secret(gateway: Gateway) -> None:
     assert key[8:] not in stored
     # The hash is keyed: the plain SHA-256 of the key is not what is stored.
     assert hashlib.sha256(key.encode()).hexdigest() not in stored
-    assert row["key_hash"] == gateway.runtime.authenticator._hasher.digest(key)
+    assert row["key_hash"] == gateway.runtime.auth.authenticator._hasher.digest(key)
 
 
 async def test_prompt_permission_is_enforced_on_prompt_references(
@@ -225,7 +225,7 @@ async def test_key_verification_uses_a_constant_time_comparison(
     monkeypatch.setattr(hmac, "compare_digest", spy)
     key = await _key(gateway)
     assert [m.id async for m in _client(gateway, key).models.list()] == []
-    digest = gateway.runtime.authenticator._hasher.digest(key)
+    digest = gateway.runtime.auth.authenticator._hasher.digest(key)
     assert (digest, digest) in compared  # the stored hash was checked with compare_digest
     rotated = await gateway.admin.post(
         "/admin/api-keys/team-a/rotate", json={"grace_period_seconds": 60}

@@ -104,7 +104,7 @@ async def test_server_errors_are_retried_within_the_step_before_any_fallback(
     assert len(upstream.requests) == 3
     assert backup.requests == []
     # The local activity's marker in the run's history records the attempts and backoff.
-    handle = gateway.runtime.temporal.get_workflow_handle(raw.headers["x-pmp-run-id"])
+    handle = gateway.runtime.temporal.runs.client.get_workflow_handle(raw.headers["x-pmp-run-id"])
     history = await handle.fetch_history()
     markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
     assert markers
@@ -224,7 +224,7 @@ async def test_breaker_opened_by_one_process_is_honoured_by_another(
     shared = _breaker_settings(settings, redis_url=SecretStr(redis_url), breaker_cooldown_s=600)
     other = shared.model_copy(update={"temporal_task_queue": settings.temporal_task_queue + "-b"})
     async with running_gateway(shared) as first:
-        await first.runtime.breaker.reset("primary")
+        await first.runtime.providers.breaker.reset("primary")
         await _chain(first, upstream, backup, max_retries=0)
         async with gateway_process(other, tmp_path / "second.log") as second_url:
             upstream.enqueue(*[Scenario(status=500)] * 10)
@@ -239,7 +239,7 @@ async def test_breaker_opened_by_one_process_is_honoured_by_another(
             )
             assert raw.headers["x-pmp-served-by"] == "backup"
             assert len(upstream.requests) == 3  # the second process never called the primary
-        await first.runtime.breaker.reset("primary")
+        await first.runtime.providers.breaker.reset("primary")
 
 
 async def _until(check: Any, timeout_s: float = 10.0) -> None:

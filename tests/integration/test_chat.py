@@ -31,7 +31,7 @@ async def test_plain_completion_returns_upstream_answer_with_usage_and_run_id(
     assert sent.body["model"] == "gpt-4o-mini"
     assert sent.body["temperature"] == 0.2 and sent.body["max_tokens"] == 256
     assert sent.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
-    description = await gateway.runtime.temporal.get_workflow_handle(run_id).describe()
+    description = await gateway.runtime.temporal.runs.client.get_workflow_handle(run_id).describe()
     assert description.workflow_type == "ChatWorkflow"
 
 
@@ -89,7 +89,7 @@ async def test_stream_result_is_recorded_in_the_run_history(
     run_id = raw.headers["x-pmp-run-id"]
     async for _chunk in raw.parse():
         pass
-    handle = gateway.runtime.temporal.get_workflow_handle(run_id)
+    handle = gateway.runtime.temporal.runs.client.get_workflow_handle(run_id)
     result = await handle.result()
     assert result["response"]["choices"][0]["message"]["content"] == "echo: remember this"
     assert result["response"]["usage"]["completion_tokens"] == 3
@@ -175,7 +175,8 @@ async def test_stream_whose_chunks_went_to_another_process_is_answered_from_the_
 ) -> None:
     # Another serve process picked up the stream activity: this bus never sees its chunks.
     await gateway.add_model("m", upstream)
-    detached = dataclasses.replace(gateway.runtime, bus=InProcessStreamBus())
+    providers = dataclasses.replace(gateway.runtime.providers, bus=InProcessStreamBus())
+    detached = dataclasses.replace(gateway.runtime, providers=providers)
     app = create_app(gateway.runtime.settings, runtime=detached)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
     client = openai.AsyncOpenAI(

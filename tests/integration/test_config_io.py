@@ -68,8 +68,8 @@ async def test_export_imported_into_an_empty_gateway_reproduces_the_configuratio
     assert "version" not in exported["prompts"][1] and "variables" not in exported["prompts"][1]
 
     await _truncate(gateway.runtime)
-    gateway.runtime.model_cache.invalidate()
-    gateway.runtime.chain_cache.invalidate()
+    gateway.runtime.storage.model_cache.invalidate()
+    gateway.runtime.storage.chain_cache.invalidate()
     assert (await _export(gateway)) == {"version": 1, "models": [], "chains": [], "prompts": []}
     imported = await gateway.admin.post(
         "/admin/import", content=as_yaml.text, headers={"content-type": "application/yaml"}

@@ -203,7 +203,9 @@ async def test_no_credential_value_reaches_history_logs_or_error_bodies(
         caught.value.response.headers["x-pmp-run-id"],
     ]
     for run_id in run_ids:
-        history = await vault_gateway.runtime.temporal.get_workflow_handle(run_id).fetch_history()
+        history = await vault_gateway.runtime.temporal.runs.client.get_workflow_handle(
+            run_id
+        ).fetch_history()
         raw = b"".join(event.SerializeToString() for event in history.events)
         assert b"echo: hi" in raw or b"invalid x-api-key" in raw  # the search sees payloads
         assert all(secret.encode() not in raw for secret in secrets)

@@ -19,7 +19,7 @@ SUPPORT = {
 
 
 async def _workflow_input(gateway: Gateway, run_id: str) -> dict[str, Any]:
-    history = await gateway.runtime.temporal.get_workflow_handle(run_id).fetch_history()
+    history = await gateway.runtime.temporal.runs.client.get_workflow_handle(run_id).fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
     return dict(json.loads(started.input.payloads[0].data))
 

@@ -1,64 +1,139 @@
-"""Determinism guard: recorded ChatWorkflow histories must replay under the sandbox.
+"""Determinism guard: a recorded history of every workflow branch must replay under the sandbox.
 
 The worker runs workflows unsandboxed for latency; these replays use the default
 sandboxed runner, so non-deterministic or sandbox-unsafe workflow code fails here.
-Set PMP_RECORD_HISTORIES=1 to refresh tests/histories from fresh runs.
+Set PMP_RECORD_HISTORIES=1 to refresh tests/histories from fresh runs
+(tests/replay_scenarios.py drives one run per branch).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import NamedTuple
 
-import openai
 import pytest
-from temporalio.client import WorkflowHistory
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from temporal_workers.worker import WORKFLOWS
-from tests.conftest import Gateway
-from tests.fakes.openai_upstream import FakeOpenAI, Scenario
+from tests.conftest import UPSTREAM_KEY, Gateway
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.replay_scenarios import SCENARIOS, CallbackReceiver, Rig
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 
 
-def _replayer() -> Replayer:
-    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+class Expected(NamedTuple):
+    """How a branch's run ends, and whether it starts a CallbackWorkflow child."""
+
+    ends: EventType.ValueType
+    starts_callback: bool = False
 
 
-async def test_recorded_histories_replay_deterministically() -> None:
-    files = sorted(HISTORIES.glob("*.json"))
-    assert len(files) >= 3, "recorded histories missing from tests/histories"
-    for file in files:
-        history = WorkflowHistory.from_json(file.stem, file.read_text())
-        # Raises on any non-determinism; a recorded failed run replays to the same failure.
-        result = await _replayer().replay_workflow(history, raise_on_replay_failure=True)
-        assert result.replay_failure is None, file.name
+COMPLETED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+FAILED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
+CANCELED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED
+CHILD_STARTED = EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
+
+# Every branch of workflows/chat.py and workflows/callback.py; CI fails without its history.
+EXPECTED: dict[str, Expected] = {
+    "chat_plain": Expected(COMPLETED),
+    "chat_stream": Expected(COMPLETED),
+    "chat_failed_after_retry": Expected(FAILED),
+    "chat_stream_failed": Expected(FAILED),
+    "chain_fallback": Expected(COMPLETED),
+    "chain_exhausted": Expected(FAILED),
+    "chain_step_fail": Expected(FAILED),
+    "chat_cancelled": Expected(CANCELED),
+    "chat_stream_abandoned": Expected(CANCELED),
+    "chat_callback": Expected(COMPLETED, starts_callback=True),
+    "chat_failed_with_callback": Expected(FAILED, starts_callback=True),
+    "chat_cancelled_with_callback": Expected(CANCELED, starts_callback=True),
+    "callback_delivered": Expected(COMPLETED),
+    "callback_failed": Expected(COMPLETED),
+}
 
 
-async def test_fresh_runs_of_each_kind_replay(gateway: Gateway, upstream: FakeOpenAI) -> None:
-    await gateway.add_model("m", upstream)
-    client = gateway.openai()
-    messages = [{"role": "user", "content": "replay me"}]
-    runs: dict[str, str] = {}
-    plain = await client.chat.completions.with_raw_response.create(model="m", messages=messages)
-    runs["chat_plain"] = plain.headers["x-pmp-run-id"]
-    streamed = await client.chat.completions.with_raw_response.create(
-        model="m", messages=messages, stream=True
-    )
-    async for _chunk in streamed.parse():
-        pass
-    runs["chat_stream"] = streamed.headers["x-pmp-run-id"]
-    upstream.enqueue(Scenario(status=500), Scenario(status=400))
-    with pytest.raises(openai.BadRequestError) as caught:
-        await client.chat.completions.with_raw_response.create(model="m", messages=messages)
-    runs["chat_failed_after_retry"] = caught.value.response.headers.get("x-pmp-run-id", "")
-    runs = {name: run_id for name, run_id in runs.items() if run_id}
-    replayer = _replayer()
-    for name, run_id in runs.items():
-        history = await gateway.runtime.temporal.get_workflow_handle(run_id).fetch_history()
-        await replayer.replay_workflow(history)
-        if os.environ.get("PMP_RECORD_HISTORIES") == "1":
-            (HISTORIES / f"{name}.json").write_text(history.to_json())
-    assert {"chat_plain", "chat_stream"} <= set(runs)
+def _temporal(gateway: Gateway) -> Client:
+    """The gateway's Temporal client (the one place that knows where the runtime keeps it)."""
+    return gateway.runtime.temporal.runs.client
+
+
+async def _replay(history: WorkflowHistory) -> None:
+    """Replay under the sandbox; raises on any non-determinism (a failed run replays to
+    the same failure)."""
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None, history.workflow_id
+
+
+def _assert_branch(name: str, history: WorkflowHistory) -> None:
+    """The history is of the branch its name says: how it ended, whether it called back."""
+    expected = EXPECTED[name]
+    kinds = [event.event_type for event in history.events]
+    assert kinds[-1] == expected.ends, (name, EventType.Name(kinds[-1]))
+    assert (CHILD_STARTED in kinds) == expected.starts_callback, name
+
+
+def _load(file: Path) -> WorkflowHistory:
+    history = WorkflowHistory.from_json(file.stem, file.read_text())
+    # Replay needs the run's real id (a callback child's id is derived from it); the
+    # started event names it (the time-skipping server leaves it out: no child there).
+    started = history.events[0].workflow_execution_started_event_attributes
+    return dataclasses.replace(history, workflow_id=started.workflow_id or file.stem)
+
+
+def test_every_branch_has_a_scenario() -> None:
+    assert list(SCENARIOS) == list(EXPECTED)
+
+
+RECORDED = sorted(set(EXPECTED) | {file.stem for file in HISTORIES.glob("*.json")})
+
+
+@pytest.mark.parametrize("name", RECORDED)
+async def test_recorded_history_replays_deterministically(name: str) -> None:
+    file = HISTORIES / f"{name}.json"
+    if not file.exists():
+        pytest.fail(
+            f"tests/histories/{file.name} is missing: record it with PMP_RECORD_HISTORIES=1"
+            " .venv/bin/pytest tests/integration/test_replay.py"
+        )
+    history = _load(file)
+    await _replay(history)
+    if name in EXPECTED:
+        _assert_branch(name, history)
+
+
+@pytest.fixture
+async def backup() -> AsyncIterator[FakeOpenAI]:
+    fake = FakeOpenAI(api_key=UPSTREAM_KEY)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[CallbackReceiver]:
+    async with CallbackReceiver() as running:
+        yield running
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+async def test_fresh_run_of_each_branch_replays(
+    name: str,
+    gateway: Gateway,
+    upstream: FakeOpenAI,
+    backup: FakeOpenAI,
+    receiver: CallbackReceiver,
+) -> None:
+    rig = Rig(gateway, _temporal(gateway), upstream, backup, receiver)
+    history = await SCENARIOS[name](rig)
+    _assert_branch(name, history)
+    await _replay(history)
+    if os.environ.get("PMP_RECORD_HISTORIES") == "1":
+        (HISTORIES / f"{name}.json").write_text(history.to_json())

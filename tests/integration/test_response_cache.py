@@ -110,9 +110,8 @@ async def gateway(
 ) -> AsyncIterator[Gateway]:
     if request.param == "redis":
         settings = settings.model_copy(update={"redis_url": SecretStr(redis_url)})
-    async with running_gateway(settings) as running:
-        running.runtime.embedder = HashingEmbedder()
-        assert running.runtime.response_cache.name == request.param
+    async with running_gateway(settings, embedder=HashingEmbedder()) as running:
+        assert running.runtime.cache.responses.name == request.param
         yield running
 
 

@@ -13,8 +13,9 @@ import uvicorn
 from pydantic import SecretStr
 
 from gateway_api.app import create_app
-from gateway_api.runtime import open_runtime
+from gateway_api.assembly import open_runtime
 from gateway_core.config import Settings
+from gateway_core.process import StartupError
 from gateway_core.streaming.bus import RedisStreamBus
 from tests.conftest import ADMIN_KEY, UPSTREAM_KEY_ENV
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -72,6 +73,6 @@ async def test_api_and_worker_apart_serve_plain_and_streaming_calls(
 
 
 async def test_api_mode_refuses_to_embed_services() -> None:
-    with pytest.raises(SystemExit, match="PMP_DATABASE_URL"):
+    with pytest.raises(StartupError, match="PMP_DATABASE_URL"):
         async with open_runtime(Settings(database_url=None, temporal_address=None), "api"):
             pass

@@ -173,7 +173,7 @@ async def test_client_disconnect_mid_stream_cancels_the_run_and_closes_upstream(
             if line.startswith("data: "):
                 break
     await _eventually(lambda: upstream.requests[0].disconnected)
-    handle = gateway.runtime.temporal.get_workflow_handle(run_id)
+    handle = gateway.runtime.temporal.runs.client.get_workflow_handle(run_id)
 
     async def cancelled() -> bool:
         return (await handle.describe()).status is not None and (

@@ -1,4 +1,4 @@
-"""The response cache on the chat path: policy, lookup, replay in the caller's mode, store.
+"""Response-cache policy on the chat path: lookup, replay in the caller's mode, store.
 
 Entries are scoped per API key: the caller's key id is part of every cache key, so two
 keys never share an answer, even for the same request. A chain caches by the policy of
@@ -8,34 +8,26 @@ step's model id, so invalidating any of those models drops them.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from fastapi.responses import JSONResponse, Response
-from redis.exceptions import RedisError
-
-from gateway_api.chat_runs import Route
-from gateway_api.runtime import Runtime
+from gateway_api.assembly.groups import CacheGroup
 from gateway_api.schemas import CacheRequest
+from gateway_api.services.answers import SSE_DONE, Answer, EventStreamAnswer, JsonAnswer, sse_data
+from gateway_api.services.routing import Route
 from gateway_core.auth.service import Caller
-from gateway_core.cache.base import CachedAnswer, ResponseCache
+from gateway_core.cache.base import CACHE_ERRORS, CachedAnswer, ResponseCache
 from gateway_core.cache.keys import last_user_text, request_key, semantic_scope
 from gateway_core.cache.semantic import SemanticIndex
 from gateway_core.domain.chat import ResolvedModel
 from gateway_core.domain.models import CachePolicy
-from gateway_core.errors import GatewayError
+from gateway_core.metrics import GatewayMetrics
 from gateway_core.streaming.assembler import response_to_chunks
 
 logger = logging.getLogger(__name__)
-
-# A cache that cannot answer (Redis or PostgreSQL down, embeddings refused) is a miss,
-# never a failed request.
-CACHE_ERRORS = (RedisError, psycopg.Error, GatewayError, OSError)
 
 
 @dataclass(frozen=True)
@@ -63,7 +55,8 @@ class CachePlan:
 
     def __init__(
         self,
-        runtime: Runtime,
+        cache: CacheGroup,
+        metrics: GatewayMetrics,
         requested: str,
         *,
         policy: CachePolicy | None = None,
@@ -72,7 +65,8 @@ class CachePlan:
         tenant: str = "",
         control: RequestControl | None = None,
     ) -> None:
-        self._runtime = runtime
+        self._cache = cache
+        self._metrics = metrics
         self._requested = requested
         self._policy = policy
         self._route = route
@@ -96,28 +90,6 @@ class CachePlan:
         self.status: str | None = None if policy is None else "bypass"
         self.similarity: float | None = None
         self._vector: list[float] | None = None
-
-    @classmethod
-    def for_request(
-        cls,
-        runtime: Runtime,
-        caller: Caller,
-        route: Route,
-        body: dict[str, Any],
-        requested: str,
-        control: RequestControl,
-    ) -> CachePlan:
-        """The plan for a request; caching is off unless the (first) model turns it on."""
-        policy = route.steps[0].model.cache if route.steps else None
-        return cls(
-            runtime,
-            requested,
-            policy=policy,
-            route=route,
-            body=body,
-            tenant=caller.key_id,
-            control=control,
-        )
 
     def _key(self) -> str:
         route = self._route
@@ -145,8 +117,8 @@ class CachePlan:
         return (
             self._policy is not None
             and self._policy.mode == "semantic"
-            and self._runtime.embedder is not None
-            and self._runtime.semantic_index is not None
+            and self._cache.embedder is not None
+            and self._cache.semantic_index is not None
         )
 
     async def lookup(self) -> CachedAnswer | None:
@@ -156,7 +128,7 @@ class CachePlan:
         answer = None
         if self._looks_up:
             try:
-                answer = await self._runtime.response_cache.get(self.key)
+                answer = await self._cache.responses.get(self.key)
                 if answer is None and self._semantic:
                     answer = await self._semantic_lookup()
                     self.status = "semantic-hit" if answer else "miss"
@@ -165,7 +137,7 @@ class CachePlan:
             except CACHE_ERRORS as error:
                 logger.warning("response cache lookup failed", extra={"error": repr(error)})
                 answer, self.status = None, "miss"
-        self._runtime.metrics.cache_lookups.labels(self._requested, self.status).inc()
+        self._metrics.cache_lookups.labels(self._requested, self.status).inc()
         if answer is not None:
             logger.info(
                 "response cache %s",
@@ -179,7 +151,7 @@ class CachePlan:
         return answer
 
     async def _semantic_lookup(self) -> CachedAnswer | None:
-        policy, index = self._policy, self._runtime.semantic_index
+        policy, index = self._policy, self._cache.semantic_index
         assert policy is not None and index is not None
         vector = await self._embedding()
         if vector is None:
@@ -187,13 +159,13 @@ class CachePlan:
         nearest = await index.nearest(self._scope(), vector)
         if nearest is None or nearest[1] < policy.similarity_threshold:
             return None
-        answer = await self._runtime.response_cache.get(nearest[0])
+        answer = await self._cache.responses.get(nearest[0])
         if answer is not None:
             self.similarity = nearest[1]
         return answer
 
     async def _embedding(self) -> list[float] | None:
-        embedder, policy = self._runtime.embedder, self._policy
+        embedder, policy = self._cache.embedder, self._policy
         text = last_user_text(self._body.get("messages") or [])
         if self._vector is None and text and embedder is not None and policy is not None:
             model = self._models[0]
@@ -201,7 +173,7 @@ class CachePlan:
         return self._vector
 
     def _scope(self) -> str:
-        embedder = self._runtime.embedder
+        embedder = self._cache.embedder
         route = self._route
         return semantic_scope(
             tenant=self._tenant,
@@ -227,7 +199,7 @@ class CachePlan:
             return
         answer = {key: value for key, value in response.items() if key != "metadata"}
         try:
-            cache = self._runtime.response_cache
+            cache = self._cache.responses
             stored = await cache.put(
                 self.key,
                 CachedAnswer(answer, served_by, time.time()),
@@ -235,25 +207,24 @@ class CachePlan:
                 ttl_s=self._ttl_s,
             )
             vector = await self._embedding() if stored and self._semantic else None
-            if vector is not None and self._runtime.semantic_index is not None:
-                await self._runtime.semantic_index.add(
+            if vector is not None and self._cache.semantic_index is not None:
+                await self._cache.semantic_index.add(
                     self.key, self._scope(), self._tags, vector, self._ttl_s
                 )
-            await refresh_gauges(self._runtime)
+            await refresh_gauges(self._cache, self._metrics)
         except CACHE_ERRORS as error:
             logger.warning("response cache store failed", extra={"error": repr(error)})
 
-    def replay(self, answer: CachedAnswer, *, stream: bool, include_usage: bool) -> Response:
+    def replay(self, answer: CachedAnswer, *, stream: bool, include_usage: bool) -> Answer:
         """A stored answer in the caller's mode: JSON, or an SSE stream ending with [DONE]."""
         age = max(0, int(time.time() - answer.created_at))
         headers = {**self.headers(), "x-pmp-served-by": answer.served_by, "age": str(age)}
         if stream:
             content = b"".join(sse_frames(answer.response, include_usage))
-            headers["cache-control"] = "no-cache"
-            return Response(content, media_type="text/event-stream", headers=headers)
+            return EventStreamAnswer(content, {**headers, "cache-control": "no-cache"})
         metadata = dict(answer.response.get("metadata") or {})
         metadata.update({"pmp_served_by": answer.served_by, "pmp_cache": str(self.status)})
-        return JSONResponse({**answer.response, "metadata": metadata}, headers=headers)
+        return JsonAnswer({**answer.response, "metadata": metadata}, headers)
 
 
 def sse_frames(response: dict[str, Any], include_usage: bool) -> Iterator[bytes]:
@@ -261,8 +232,8 @@ def sse_frames(response: dict[str, Any], include_usage: bool) -> Iterator[bytes]
     for chunk in response_to_chunks(response):
         if "usage" in chunk and not include_usage:
             continue
-        yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n".encode()
-    yield b"data: [DONE]\n\n"
+        yield sse_data(chunk)
+    yield SSE_DONE
 
 
 def _samples(body: dict[str, Any], route: Route | None) -> bool:
@@ -282,19 +253,55 @@ def _complete(response: dict[str, Any]) -> bool:
     return bool(choices) and all(choice.get("finish_reason") for choice in choices)
 
 
-async def refresh_gauges(runtime: Runtime) -> None:
-    stats = await runtime.response_cache.stats()
-    runtime.metrics.cache_bytes.set(stats.bytes)
-    runtime.metrics.cache_entries.set(stats.entries)
+async def refresh_gauges(cache: CacheGroup, metrics: GatewayMetrics) -> None:
+    stats = await cache.responses.stats()
+    metrics.cache_bytes.set(stats.bytes)
+    metrics.cache_entries.set(stats.entries)
 
 
 Invalidation = Callable[[ResponseCache | SemanticIndex], Awaitable[int]]
 
 
-async def invalidate(runtime: Runtime, remove: Invalidation) -> int:
-    """Apply one invalidation to the cache and the semantic index; entries removed."""
-    removed = await remove(runtime.response_cache)
-    if runtime.semantic_index is not None:
-        await remove(runtime.semantic_index)
-    await refresh_gauges(runtime)
-    return removed
+class ResponseCacheService:
+    """The cache's rules for the chat path and its administration."""
+
+    def __init__(self, cache: CacheGroup, metrics: GatewayMetrics) -> None:
+        self._cache = cache
+        self._metrics = metrics
+
+    def plan(
+        self,
+        caller: Caller,
+        route: Route,
+        body: dict[str, Any],
+        requested: str,
+        control: RequestControl,
+    ) -> CachePlan:
+        """The plan for a request; caching is off unless the (first) model turns it on."""
+        return CachePlan(
+            self._cache,
+            self._metrics,
+            requested,
+            policy=route.steps[0].model.cache if route.steps else None,
+            route=route,
+            body=body,
+            tenant=caller.key_id,
+            control=control,
+        )
+
+    async def stats(self) -> dict[str, Any]:
+        """Entries and bytes held, and which backend holds them."""
+        stats = await self._cache.responses.stats()
+        return {
+            "backend": self._cache.responses.name,
+            "entries": stats.entries,
+            "bytes": stats.bytes,
+        }
+
+    async def invalidate(self, remove: Invalidation) -> int:
+        """Apply one invalidation to the cache and the semantic index; entries removed."""
+        removed = await remove(self._cache.responses)
+        if self._cache.semantic_index is not None:
+            await remove(self._cache.semantic_index)
+        await refresh_gauges(self._cache, self._metrics)
+        return removed

@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, assert_never
 
 from temporalio.client import WorkflowHandle
 
-from gateway_api.chat_runs import Route, RunOptions, await_result, run_headers, start_run
-from gateway_api.errors import sse_error
-from gateway_api.runtime import Runtime
+from gateway_api.services.answers import SSE_DONE, run_headers, sse_data
+from gateway_api.services.background import Background
+from gateway_api.services.run_client import RunClient
 from gateway_core.domain.chat import ChatResult
-from gateway_core.domain.prompts import PromptUse
-from gateway_core.errors import (
-    GatewayError,
-    ServiceUnavailableError,
-    StreamInterruptedError,
-    error_from_payload,
+from gateway_core.domain.streams import (
+    ChunkEvent,
+    EndEvent,
+    ErrorEvent,
+    ResultEvent,
+    StreamEvent,
 )
+from gateway_core.error_codec import error_from_payload, sse_error_frame
+from gateway_core.errors import GatewayError, ServiceUnavailableError, StreamInterruptedError
 from gateway_core.streaming.assembler import ChunkAssembler, response_to_chunks
-from gateway_core.streaming.bus import StreamEvent
+from gateway_core.streaming.bus import StreamBus
 
 logger = logging.getLogger(__name__)
+
+RunStarter = Callable[[], Awaitable[WorkflowHandle[Any, ChatResult]]]
 
 # Once the run has ended, how long its last events may still be in flight on the bus.
 END_EVENT_GRACE_S = 2.0
@@ -36,13 +39,17 @@ class StreamRelay:
 
     def __init__(
         self,
-        runtime: Runtime,
+        bus: StreamBus | None,
+        runs: RunClient,
+        background: Background,
         run_id: str,
         include_usage: bool,
         on_done: Callable[[str | None, dict[str, Any] | None], None] | None = None,
         on_complete: Callable[[dict[str, Any], str], Awaitable[None]] | None = None,
     ) -> None:
-        self._runtime = runtime
+        self._bus = bus
+        self._runs = runs
+        self._background = background
         self._on_done = on_done
         # Given the assembled answer of a stream that ended with [DONE], and who served it.
         self._on_complete = on_complete
@@ -60,32 +67,20 @@ class StreamRelay:
         self._sent = 0
         self._finished = False
 
-    async def start(
-        self,
-        route: Route,
-        body: dict[str, Any],
-        *,
-        prompts: list[PromptUse] | None = None,
-        options: RunOptions | None = None,
-    ) -> None:
-        """Start the run and wait for its first event; errors before it raise here."""
-        bus = self._runtime.bus
+    async def start(self, start_run: RunStarter) -> None:
+        """Subscribe, start the run and wait for its first event; errors before it raise here.
+
+        The subscription opens first: the run may publish as soon as it starts.
+        """
+        bus = self._bus
         if bus is None:
             raise ServiceUnavailableError(
                 "streaming needs PMP_REDIS_URL when API and worker run as separate processes"
             )
         self._events = await self._stack.enter_async_context(bus.subscribe(self._run_id))
         try:
-            self._handle = await start_run(
-                self._runtime,
-                self._run_id,
-                route,
-                body,
-                stream=True,
-                prompts=prompts,
-                options=options,
-            )
-            self._result = asyncio.ensure_future(await_result(self._handle))
+            self._handle = await start_run()
+            self._result = asyncio.ensure_future(self._runs.result(self._handle))
             self._first = await self._next_event()
         except BaseException:
             await self.close()
@@ -116,56 +111,58 @@ class StreamRelay:
                 "stream events did not arrive; answering from the run result",
                 extra={"run_id": self._run_id},
             )
-            return {"type": "result", "data": self._result.result().response}
+            return ResultEvent(data=self._result.result().response)
         self._next = None
         return self._checked(event)
 
     def headers(self) -> dict[str, str]:
         """Who serves the stream, known from its first event (before any byte is sent)."""
-        first = self._first or {}
-        if first.get("type") != "chunk":
+        first = self._first
+        if not isinstance(first, ChunkEvent):
             return {"x-pmp-run-id": self._run_id}
-        attempts = int(first.get("prior_attempts", 0)) + int(first.get("attempt", 1))
-        return run_headers(
-            self._run_id, str(first.get("served_by", "")), attempts, int(first.get("step", 0))
-        )
+        attempts = first.prior_attempts + first.attempt
+        return run_headers(self._run_id, first.served_by, attempts, first.step)
 
     def _checked(self, event: StreamEvent) -> StreamEvent:
-        if event.get("type") == "error":
-            raise error_from_payload(event.get("error") or {})
-        if event.get("type") == "chunk":
-            attempt = event.get("attempt")
-            if self._attempt is None:
-                self._attempt = attempt
-            elif attempt != self._attempt:
-                raise StreamInterruptedError(
-                    "the stream restarted after text was sent", retryable=False
-                )
+        match event:
+            case ErrorEvent():
+                raise error_from_payload(event.error)
+            case ChunkEvent():
+                if self._attempt is None:
+                    self._attempt = event.attempt
+                elif event.attempt != self._attempt:
+                    raise StreamInterruptedError(
+                        "the stream restarted after text was sent", retryable=False
+                    )
+            case EndEvent() | ResultEvent():
+                pass
+            case _:
+                assert_never(event)
         return event
 
     async def frames(self) -> AsyncIterator[bytes]:
         """SSE frames: chunks, then `[DONE]`; an error event if the run fails mid-way."""
         try:
             event = self._first
-            while event is not None and event.get("type") == "chunk":
+            while isinstance(event, ChunkEvent):
                 if self._assembler is not None:
-                    self._assembler.add(event["data"])
-                frame = self._frame(event["data"])
+                    self._assembler.add(event.data)
+                frame = self._frame(event.data)
                 if frame:
                     yield frame
                 self._sent += 1
                 event = await self._next_event()
-            if event is not None and event.get("type") == "result" and self._sent == 0:
-                for chunk in response_to_chunks(event["data"]):
+            if isinstance(event, ResultEvent) and self._sent == 0:
+                for chunk in response_to_chunks(event.data):
                     frame = self._frame(chunk)
                     if frame:
                         yield frame
             self._finished = True
             await self._complete(event)
-            yield b"data: [DONE]\n\n"
+            yield SSE_DONE
         except GatewayError as error:
             self._finished = True
-            yield sse_error(error)
+            yield sse_error_frame(error)
         finally:
             await self.close()
 
@@ -173,8 +170,7 @@ class StreamRelay:
         if self._on_complete is None or self._assembler is None:
             return
         # A "result" event is the run's own whole answer (its chunks never reached us).
-        whole = last is not None and last.get("type") == "result"
-        response = last["data"] if whole and last else self._assembler.response()
+        response = last.data if isinstance(last, ResultEvent) else self._assembler.response()
         served_by = self.headers().get("x-pmp-served-by", "")
         result = self._result
         finished = result is not None and result.done() and not result.cancelled()
@@ -189,7 +185,7 @@ class StreamRelay:
             if not chunk.get("choices"):
                 return None
             chunk = {key: value for key, value in chunk.items() if key != "usage"}
-        return f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n".encode()
+        return sse_data(chunk)
 
     async def close(self) -> None:
         """Release the subscription; a run the client abandoned is cancelled."""
@@ -202,7 +198,7 @@ class StreamRelay:
             self._next = None
         result_pending = self._result is None or not self._result.done()
         if self._handle is not None and not self._finished and result_pending:
-            self._runtime.spawn(self._handle.cancel(), "cancel abandoned run")
+            self._background.spawn(self._handle.cancel(), "cancel abandoned run")
         if self._result is not None and not self._result.done():
             self._result.cancel()
         await self._stack.aclose()

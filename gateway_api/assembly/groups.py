@@ -1,0 +1,105 @@
+"""The long-lived parts of one gateway process, in typed groups.
+
+Handlers and services reach only the group they need (see gateway_api.deps); the
+lifespan owns every group through `open_runtime`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from gateway_api.services.background import Background
+from gateway_api.services.run_client import RunClient
+from gateway_core.auth.keys import AdminKeys
+from gateway_core.auth.rate_limit import RateLimiter
+from gateway_core.auth.service import Authenticator
+from gateway_core.auth.usage import UsageRecorder
+from gateway_core.breaker.base import CircuitBreaker
+from gateway_core.cache.base import ResponseCache
+from gateway_core.cache.semantic import Embedder, SemanticIndex
+from gateway_core.config import Settings
+from gateway_core.domain.chains import ModelChain
+from gateway_core.domain.models import Model
+from gateway_core.domain.prompts import Prompt
+from gateway_core.metrics import GatewayMetrics
+from gateway_core.storage.api_keys import ApiKeyRepository
+from gateway_core.storage.chains import ChainRepository
+from gateway_core.storage.database import Pool
+from gateway_core.storage.model_cache import TtlCache
+from gateway_core.storage.models import ModelRepository
+from gateway_core.storage.prompts import PromptRepository
+from gateway_core.streaming.bus import StreamBus
+
+Mode = Literal["serve", "api", "worker"]
+
+
+@dataclass(frozen=True)
+class StorageGroup:
+    """PostgreSQL and the repositories over it, with their short-lived read caches."""
+
+    pool: Pool
+    models: ModelRepository
+    chains: ChainRepository
+    prompts: PromptRepository
+    api_keys: ApiKeyRepository
+    model_cache: TtlCache[Model]
+    chain_cache: TtlCache[ModelChain | None]
+    prompt_cache: TtlCache[Prompt]
+
+    def invalidate_all(self) -> None:
+        """Forget every cached definition (after a bulk import)."""
+        self.model_cache.invalidate()
+        self.chain_cache.invalidate()
+        self.prompt_cache.invalidate()
+
+
+@dataclass(frozen=True)
+class AuthGroup:
+    """Who may call, how often, and what they used."""
+
+    admin_keys: AdminKeys
+    authenticator: Authenticator
+    rate_limiter: RateLimiter
+    usage: UsageRecorder
+
+
+@dataclass(frozen=True)
+class TemporalGroup:
+    """The Temporal connection and the one adapter every service starts runs through."""
+
+    runs: RunClient
+    address: str
+    ui_url: str | None
+
+
+@dataclass(frozen=True)
+class CacheGroup:
+    """The response cache: exact entries, the semantic index and its embedder."""
+
+    responses: ResponseCache
+    semantic_index: SemanticIndex | None
+    embedder: Embedder | None
+
+
+@dataclass(frozen=True)
+class ProvidersGroup:
+    """What the API knows of upstreams: breaker state, the stream bus, metrics."""
+
+    breaker: CircuitBreaker
+    bus: StreamBus | None
+    metrics: GatewayMetrics
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Every group of one process; built by `open_runtime`, closed by its exit."""
+
+    settings: Settings
+    mode: Mode
+    storage: StorageGroup
+    auth: AuthGroup
+    temporal: TemporalGroup
+    cache: CacheGroup
+    providers: ProvidersGroup
+    background: Background

@@ -1,0 +1,78 @@
+"""The application services of one process, built once from its runtime groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway_api.assembly.groups import Runtime
+from gateway_api.services.api_keys import ApiKeyAdmin
+from gateway_api.services.cache_policy import ResponseCacheService
+from gateway_api.services.chat import ChatService
+from gateway_api.services.config_admin import ConfigAdmin
+from gateway_api.services.credentials import CredentialProviders
+from gateway_api.services.entities import EntityServices, PromptService, VersionedEntityService
+from gateway_api.services.limits import RateLimitGate
+from gateway_api.services.model_health import ModelHealth
+from gateway_api.services.operations import OperationsService
+from gateway_api.services.prompt_refs import PromptReferences
+from gateway_api.services.readiness import Readiness
+from gateway_api.services.routing import Router
+
+
+@dataclass(frozen=True)
+class Services:
+    """Each service a router calls; a new entry point adds its service here."""
+
+    chat: ChatService
+    operations: OperationsService
+    cache: ResponseCacheService
+    limits: RateLimitGate
+    entities: EntityServices
+    readiness: Readiness
+    api_keys: ApiKeyAdmin
+    config: ConfigAdmin
+    model_health: ModelHealth
+    credentials: CredentialProviders
+
+
+def build_services(runtime: Runtime) -> Services:
+    storage, auth = runtime.storage, runtime.auth
+    cache = ResponseCacheService(runtime.cache, runtime.providers.metrics)
+    limits = RateLimitGate(auth.rate_limiter)
+    chat = ChatService(
+        router=Router(runtime.settings, storage.model_cache, storage.chain_cache),
+        limits=limits,
+        prompts=PromptReferences(storage.prompts, storage.prompt_cache),
+        cache=cache,
+        runs=runtime.temporal.runs,
+        usage=auth.usage,
+        limiter=auth.rate_limiter,
+        bus=runtime.providers.bus,
+        metrics=runtime.providers.metrics,
+        background=runtime.background,
+    )
+    entities = EntityServices(
+        models=VersionedEntityService(storage.models, storage.model_cache.invalidate),
+        chains=VersionedEntityService(storage.chains, storage.chain_cache.invalidate),
+        prompts=PromptService(storage.prompts, storage.prompt_cache.invalidate),
+    )
+    return Services(
+        chat=chat,
+        operations=OperationsService(
+            runtime.temporal.runs, retention_days=runtime.settings.operation_retention_days
+        ),
+        cache=cache,
+        limits=limits,
+        entities=entities,
+        readiness=Readiness(storage.pool, runtime.temporal.runs, runtime.mode),
+        api_keys=ApiKeyAdmin(
+            keys=storage.api_keys, authenticator=auth.authenticator, usage=auth.usage
+        ),
+        config=ConfigAdmin(storage),
+        model_health=ModelHealth(
+            models=storage.models,
+            breaker=runtime.providers.breaker,
+            metrics=runtime.providers.metrics,
+        ),
+        credentials=CredentialProviders(runtime.settings),
+    )

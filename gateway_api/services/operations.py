@@ -1,0 +1,205 @@
+"""Async operations backed by Temporal: describe, list and cancel runs by id.
+
+An operation is a run: its id is the workflow id, its status and result the run's. Who
+may see one comes from its PmpOwner search attribute; nobody else learns it exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from gateway_api.services.run_client import RunClient
+from gateway_core import error_codec
+from gateway_core.auth.service import Caller
+from gateway_core.domain.chat import ChatResult
+from gateway_core.domain.operations import (
+    OWNER_ATTRIBUTE,
+    TYPE_ATTRIBUTE,
+    CallbackOutcome,
+    OperationDoc,
+    OperationStatus,
+    callback_run_id,
+    created_at_of,
+    parse_operation_id,
+    response_with_metadata,
+)
+from gateway_core.errors import ConflictError, InvalidRequestError, NotFoundError
+
+# Set on runs started with a callback_url: only those have a callback child to look up.
+CALLBACK_MEMO = "pmp_callback"
+OWNER_KEY = SearchAttributeKey.for_keyword(OWNER_ATTRIBUTE)
+TYPE_KEY = SearchAttributeKey.for_keyword(TYPE_ATTRIBUTE)
+_TERMINAL: dict[WorkflowExecutionStatus, OperationStatus] = {
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.TIMED_OUT: "failed",
+    WorkflowExecutionStatus.TERMINATED: "failed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+}
+_QUERY_STATUS = {
+    "pending": "'Running'",
+    "running": "'Running'",
+    "completed": "'Completed'",
+    "failed": "'Failed', 'TimedOut', 'Terminated'",
+    "cancelled": "'Canceled'",
+}
+# How long a cancel waits for the run to close its upstream request before answering.
+CANCEL_WAIT_S = 10
+
+
+class OperationNotFoundError(NotFoundError):
+    default_code = "operation_not_found"
+
+
+def operation_attributes(owner: str, operation_type: str) -> TypedSearchAttributes:
+    """The search attributes an async run carries: who started it, and what it is."""
+    return TypedSearchAttributes(
+        [SearchAttributePair(OWNER_KEY, owner), SearchAttributePair(TYPE_KEY, operation_type)]
+    )
+
+
+def pending_document(operation_id: str, operation_type: str) -> OperationDoc:
+    now = int(time.time())
+    return OperationDoc(
+        operation_id=operation_id,
+        type=operation_type,
+        status="pending",
+        created_at=now,
+        updated_at=now,
+    )
+
+
+class OperationsService:
+    """Reads and cancels the operations a caller owns (an admin sees all)."""
+
+    def __init__(self, runs: RunClient, *, retention_days: int) -> None:
+        self._runs = runs
+        self._retention_days = retention_days
+
+    async def describe(self, caller: Caller, operation_id: str) -> OperationDoc:
+        """The operation document; 404 for anyone but its owner (or an admin)."""
+        return await self._document(await self._owned(caller, operation_id))
+
+    async def cancel(self, caller: Caller, operation_id: str) -> OperationDoc:
+        """Cancel a running operation (its upstream request is closed); 409 once it ended."""
+        description = await self._owned(caller, operation_id)
+        if description.status in _TERMINAL:
+            raise ConflictError(
+                f"operation {operation_id!r} has already ended ({_TERMINAL[description.status]})",
+                code="operation_finished",
+            )
+        if not await self._runs.cancel(operation_id):  # it ended since the describe above
+            raise ConflictError(
+                f"operation {operation_id!r} has already ended", code="operation_finished"
+            )
+        # The run ends as cancelled once its activity has closed the upstream request.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CANCEL_WAIT_S):
+                await self._runs.failure(operation_id)
+        return await self.describe(caller, operation_id)
+
+    async def list(
+        self,
+        caller: Caller,
+        *,
+        status: str | None,
+        operation_type: str | None,
+        limit: int,
+        after: str | None,
+    ) -> tuple[list[OperationDoc], str | None]:
+        """The caller's operations newest first (a visibility query), one page at a time."""
+        page = await self._runs.list_page(
+            _visibility_query(caller, status, operation_type), page_size=limit, cursor=after
+        )
+        documents = []
+        for execution in page.executions:
+            description = await self._runs.describe(execution.id)
+            if description is not None:
+                documents.append(await self._document(description))
+        if status in ("pending", "running"):  # one visibility status, told apart here
+            documents = [d for d in documents if d.status == status]
+        return documents, page.cursor
+
+    async def _owned(self, caller: Caller, operation_id: str) -> WorkflowExecutionDescription:
+        parsed = parse_operation_id(operation_id)
+        if parsed is None:
+            raise InvalidRequestError(
+                f"{operation_id!r} is not an operation id (op-<uuid>)", param="operation_id"
+            )
+        description = await self._runs.describe(operation_id)
+        if description is None:
+            raise self._missing(operation_id, created_at_of(parsed))
+        owner = description.typed_search_attributes.get(OWNER_KEY)
+        if owner is None or (owner != caller.key_id and not caller.is_admin):
+            # Not 403: ids of other callers' operations must not be probeable.
+            raise OperationNotFoundError(f"operation {operation_id!r} does not exist")
+        return description
+
+    def _missing(self, operation_id: str, created_at: float | None) -> NotFoundError:
+        days = self._retention_days
+        if created_at is not None and time.time() - created_at > days * 86400:
+            return OperationNotFoundError(
+                f"operation {operation_id!r} has expired: results are kept for {days} days",
+                code="operation_expired",
+            )
+        return OperationNotFoundError(f"operation {operation_id!r} does not exist")
+
+    async def _document(self, description: WorkflowExecutionDescription) -> OperationDoc:
+        operation_id = description.id
+        status: OperationStatus = "running"
+        if description.status in _TERMINAL:
+            status = _TERMINAL[description.status]
+        elif description.history_length <= 2:
+            status = "pending"
+        created = description.start_time
+        document = OperationDoc(
+            operation_id=operation_id,
+            type=description.typed_search_attributes.get(TYPE_KEY) or "chat.completion",
+            status=status,
+            created_at=int(created.timestamp()),
+            updated_at=int((description.close_time or created).timestamp()),
+        )
+        if status == "completed":
+            result = await self._runs.result(self._runs.handle(operation_id, ChatResult))
+            document.result = response_with_metadata(result, operation_id)
+        elif status in ("failed", "cancelled"):
+            document.error = error_codec.operation_error(await self._runs.failure(operation_id))
+        if await description.memo_value(CALLBACK_MEMO, default=False):
+            document.callback = await self._callback_state(operation_id)
+        return document
+
+    async def _callback_state(self, operation_id: str) -> dict[str, Any] | None:
+        run_id = callback_run_id(operation_id)
+        description = await self._runs.describe(run_id)
+        if description is None:
+            return None
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            outcome = await self._runs.result(self._runs.handle(run_id, CallbackOutcome))
+            return {
+                "status": "delivered" if outcome.delivered else "failed",
+                **outcome.model_dump(mode="json"),
+            }
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return {"status": "pending"}
+        return {"status": "failed", "delivered": False}
+
+
+def _visibility_query(caller: Caller, status: str | None, operation_type: str | None) -> str:
+    clauses = [f"{TYPE_ATTRIBUTE} IS NOT NULL"]
+    if not caller.is_admin:
+        clauses.append(f"{OWNER_ATTRIBUTE} = {_quoted(caller.key_id)}")
+    if operation_type:
+        clauses.append(f"{TYPE_ATTRIBUTE} = {_quoted(operation_type)}")
+    if status:
+        clauses.append(f"ExecutionStatus IN ({_QUERY_STATUS[status]})")
+    return " AND ".join(clauses)
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,201 @@
+"""The one adapter between the services and Temporal: start, await, describe, cancel, list.
+
+Every Temporal failure leaves here as a GatewayError (through gateway_core.error_codec),
+so services never see an RPCError or a WorkflowFailureError.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from gateway_core import error_codec
+from gateway_core.errors import ConflictError, GatewayError, InvalidRequestError
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+REQUEST_MEMO = "pmp_request_hash"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is started beyond its input."""
+
+    search_attributes: TypedSearchAttributes | None = None
+    memo: dict[str, Any] | None = None
+    # With an Idempotency-Key: attach to the run of that id instead of starting another,
+    # provided it was started for the same request (409 otherwise).
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of a visibility listing and the cursor of the next (None at the end)."""
+
+    executions: Sequence[WorkflowExecution]
+    cursor: str | None
+
+
+class RunClient:
+    """Starts and observes runs on one task queue of one namespace."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        task_queue: str,
+        namespace: str,
+        eager_start: bool,
+        ui_url: str | None = None,
+    ) -> None:
+        self.client = client
+        self._task_queue = task_queue
+        self._namespace = namespace
+        self._eager_start = eager_start
+        self._ui_url = ui_url
+
+    def run_url(self, run_id: str) -> str | None:
+        """Where an operator opens the run in the Temporal Web UI (when one runs)."""
+        if not self._ui_url:
+            return None
+        return f"{self._ui_url}/namespaces/{self._namespace}/workflows/{run_id}"
+
+    def handle(self, run_id: str, result_type: type[ResultT]) -> WorkflowHandle[Any, ResultT]:
+        return self.client.get_workflow_handle(run_id, result_type=result_type)
+
+    async def start(
+        self,
+        workflow: str,
+        arg: BaseModel,
+        *,
+        run_id: str,
+        result_type: type[ResultT],
+        options: RunOptions | None = None,
+    ) -> WorkflowHandle[Any, ResultT]:
+        """Start `workflow` as `run_id` (eagerly when the worker shares this client)."""
+        options = options or RunOptions()
+        idempotent = options.request_hash is not None
+        memo = dict(options.memo or {})
+        if idempotent:
+            memo[REQUEST_MEMO] = options.request_hash
+        try:
+            handle = await self.client.start_workflow(
+                workflow,
+                arg,
+                id=run_id,
+                task_queue=self._task_queue,
+                result_type=result_type,
+                request_eager_start=self._eager_start,
+                search_attributes=options.search_attributes,
+                memo=memo or None,
+                id_conflict_policy=(
+                    WorkflowIDConflictPolicy.USE_EXISTING
+                    if idempotent
+                    else WorkflowIDConflictPolicy.UNSPECIFIED
+                ),
+                id_reuse_policy=(
+                    WorkflowIDReusePolicy.REJECT_DUPLICATE
+                    if idempotent
+                    else WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            handle = self.handle(run_id, result_type)
+        except RPCError as error:
+            raise error_codec.error_from_rpc(error) from None
+        if idempotent:
+            await self._same_request(handle, options.request_hash)
+        return handle
+
+    async def _same_request(
+        self, handle: WorkflowHandle[Any, Any], request_hash: str | None
+    ) -> None:
+        """An Idempotency-Key names one request: reusing it for another is a 409."""
+        description = await handle.describe()
+        recorded = await description.memo_value(REQUEST_MEMO, default=None)
+        if recorded is not None and recorded != request_hash:
+            raise ConflictError(
+                "this Idempotency-Key was already used with a different request",
+                code="idempotency_key_reused",
+            )
+
+    async def result(self, handle: WorkflowHandle[Any, ResultT]) -> ResultT:
+        """The run's result; its failure as the GatewayError it carries."""
+        try:
+            return await handle.result()
+        except WorkflowFailureError as failure:
+            raise error_codec.error_from_run_failure(failure.cause) from None
+        except RPCError as error:
+            raise error_codec.error_from_rpc(error) from None
+
+    async def failure(self, run_id: str) -> GatewayError | None:
+        """The error a failed or cancelled run ended with (None if it did not fail)."""
+        try:
+            await self.client.get_workflow_handle(run_id).result()
+        except WorkflowFailureError as failure:
+            return error_codec.error_from_run_failure(failure.cause)
+        except RPCError as error:
+            raise error_codec.error_from_rpc(error) from None
+        return None
+
+    async def describe(self, run_id: str) -> WorkflowExecutionDescription | None:
+        """The run's description, or None when no such run exists (any more)."""
+        try:
+            return await self.client.get_workflow_handle(run_id).describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise error_codec.error_from_rpc(error) from None
+
+    async def cancel(self, run_id: str) -> bool:
+        """Request cancellation; False when the run had already ended."""
+        try:
+            await self.client.get_workflow_handle(run_id).cancel()
+        except RPCError as error:
+            if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                return False
+            raise error_codec.error_from_rpc(error) from None
+        return True
+
+    async def list_page(self, query: str, *, page_size: int, cursor: str | None) -> RunPage:
+        """One page of runs matching a visibility query; 400 for a cursor we did not issue."""
+        try:
+            token = base64.urlsafe_b64decode(cursor.encode()) if cursor else None
+        except (ValueError, UnicodeEncodeError):
+            raise _bad_cursor() from None
+        iterator = self.client.list_workflows(query, page_size=page_size, next_page_token=token)
+        try:
+            await iterator.fetch_next_page()
+        except RPCError as error:
+            if error.status == RPCStatusCode.INVALID_ARGUMENT and cursor:
+                raise _bad_cursor() from None
+            raise error_codec.error_from_rpc(error) from None
+        next_token = iterator.next_page_token
+        next_cursor = base64.urlsafe_b64encode(next_token).decode() if next_token else None
+        return RunPage(iterator.current_page or [], next_cursor)
+
+    async def check_health(self) -> None:
+        """Raises when the Temporal frontend does not answer its health check."""
+        await self.client.service_client.check_health()
+
+
+def _bad_cursor() -> InvalidRequestError:
+    return InvalidRequestError("`after` is not a cursor from a previous page", param="after")
