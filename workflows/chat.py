@@ -40,7 +40,9 @@ with workflow.unsafe.imports_passed_through():
         callback_error,
         chain_failure,
         payload_from_activity_failure,
+        payload_from_error,
     )
+    from gateway_core.errors import InvalidRequestError
 
 CALLBACK_WORKFLOW = "CallbackWorkflow"
 COMPLETE_ACTIVITY = "chat_complete"
@@ -126,8 +128,8 @@ class ChatWorkflow:
 
     async def _walk(self, inp: ChatWorkflowInput) -> ChatResult:
         if not inp.steps:
-            raise ApplicationError(
-                "chain has no steps", type="InvalidRequestError", non_retryable=True
+            raise chain_failure(
+                payload_from_error(InvalidRequestError("chain has no steps")), attempts=0
             )
         failure: FailurePayload | None = None
         for index, step in enumerate(inp.steps):

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from contextlib import AsyncExitStack
 
+from psycopg_pool import PoolTimeout
 from redis.asyncio import Redis
 
 from gateway_api.assembly.groups import (
@@ -33,6 +34,7 @@ from gateway_core.cache.semantic import Embedder, ProviderEmbedder, SemanticInde
 from gateway_core.config import Settings
 from gateway_core.credentials.sources import build_resolver
 from gateway_core.metrics import GatewayMetrics
+from gateway_core.process import StartupError
 from gateway_core.providers.registry import ProviderRegistry, build_http_client
 from gateway_core.storage.api_keys import ApiKeyRepository
 from gateway_core.storage.chains import ChainRepository
@@ -59,9 +61,12 @@ async def open_storage(
         await stack.enter_async_context(postgres)
         logger.info("embedded PostgreSQL is up", extra={"port": postgres.port})
         url = postgres.url
-    pool = await open_pool(
-        url, min_size=settings.database_pool_min, max_size=settings.database_pool_max
-    )
+    try:
+        pool = await open_pool(
+            url, min_size=settings.database_pool_min, max_size=settings.database_pool_max
+        )
+    except PoolTimeout:
+        raise StartupError("PostgreSQL does not accept connections (PMP_DATABASE_URL)") from None
     stack.push_async_callback(pool.close)
     await migrate(pool)
     models, chains, prompts = ModelRepository(pool), ChainRepository(pool), PromptRepository(pool)
@@ -123,7 +128,12 @@ async def open_temporal(settings: Settings, stack: AsyncExitStack, mode: Mode) -
             "embedded Temporal is up", extra={"address": server.address, "web_ui": server.ui_url}
         )
         address, ui_url = server.address, server.ui_url
-    client = await connect_client(settings, address)
+    try:
+        client = await connect_client(settings, address)
+    except RuntimeError as error:  # the SDK's "Failed client connect"
+        raise StartupError(
+            f"cannot connect to Temporal at {address} (PMP_TEMPORAL_ADDRESS): {error}"
+        ) from None
     if mode != "worker":
         await register_search_attributes(client, settings.temporal_namespace)
     if settings.embeds_temporal:

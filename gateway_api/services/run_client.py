@@ -69,7 +69,7 @@ class RunClient:
         self.client = client
         self._task_queue = task_queue
         self._namespace = namespace
-        self._eager_start = eager_start
+        self.eager_start = eager_start
         self._ui_url = ui_url
 
     def run_url(self, run_id: str) -> str | None:
@@ -103,7 +103,7 @@ class RunClient:
                 id=run_id,
                 task_queue=self._task_queue,
                 result_type=result_type,
-                request_eager_start=self._eager_start,
+                request_eager_start=self.eager_start,
                 search_attributes=options.search_attributes,
                 memo=memo or None,
                 id_conflict_policy=(

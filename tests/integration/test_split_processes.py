@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -15,7 +16,7 @@ from pydantic import SecretStr
 from gateway_api.app import create_app
 from gateway_api.assembly import open_runtime
 from gateway_core.config import Settings
-from gateway_core.process import StartupError
+from gateway_core.process import StartupError, free_port
 from gateway_core.streaming.bus import RedisStreamBus
 from tests.conftest import ADMIN_KEY, UPSTREAM_KEY_ENV
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -25,9 +26,9 @@ from tests.fakes.openai_upstream import FakeOpenAI
 async def split_gateway(settings: Settings, redis_url: str) -> AsyncIterator[str]:
     split = settings.model_copy(update={"redis_url": SecretStr(redis_url)})
     async with open_runtime(split, "worker"), open_runtime(split, "api") as api:
-        assert isinstance(api.bus, RedisStreamBus)
-        assert api.eager_start is False
-        async with api.pool.connection() as conn:
+        assert isinstance(api.providers.bus, RedisStreamBus)
+        assert api.temporal.runs.eager_start is False
+        async with api.storage.pool.connection() as conn:
             await conn.execute("TRUNCATE models, model_versions")
         server = uvicorn.Server(
             uvicorn.Config(
@@ -75,4 +76,18 @@ async def test_api_and_worker_apart_serve_plain_and_streaming_calls(
 async def test_api_mode_refuses_to_embed_services() -> None:
     with pytest.raises(StartupError, match="PMP_DATABASE_URL"):
         async with open_runtime(Settings(database_url=None, temporal_address=None), "api"):
+            pass
+
+
+async def test_api_mode_names_an_unreachable_temporal_in_one_startup_error(
+    database_url: str, tmp_path: Path
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        temporal_address=address,  # type: ignore[arg-type]
+    )
+    with pytest.raises(StartupError, match=f"cannot connect to Temporal at {address}"):
+        async with open_runtime(settings, "api"):
             pass
