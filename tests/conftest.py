@@ -130,6 +130,17 @@ async def upstream(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeOpenAI]
         await fake.stop()
 
 
+@pytest.fixture
+async def backup() -> AsyncIterator[FakeOpenAI]:
+    """A second upstream (the fallback of a chain); shares the first one's key."""
+    fake = FakeOpenAI(api_key=UPSTREAM_KEY)
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
 @dataclass
 class Gateway:
     """A running gateway: its URL, runtime, and clients as users would hold them."""

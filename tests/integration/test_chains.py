@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from gateway_core.config import Settings
-from tests.conftest import ADMIN_KEY, UPSTREAM_KEY, Gateway, gateway_process, running_gateway
+from tests.conftest import ADMIN_KEY, Gateway, gateway_process, running_gateway
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -26,14 +25,6 @@ RESILIENT = {
         {"model_id": "backup", "max_retries": 0, "max_latency_ms": 5000},
     ],
 }
-
-
-@pytest.fixture
-async def backup() -> AsyncIterator[FakeOpenAI]:
-    fake = FakeOpenAI(api_key=UPSTREAM_KEY)
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 async def _chain(gateway: Gateway, primary: FakeOpenAI, backup: FakeOpenAI, **step0: Any) -> None:

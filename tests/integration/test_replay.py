@@ -21,7 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from temporal_workers.worker import WORKFLOWS
-from tests.conftest import UPSTREAM_KEY, Gateway
+from tests.conftest import Gateway
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.replay_scenarios import SCENARIOS, CallbackReceiver, Rig
 
@@ -107,14 +107,6 @@ async def test_recorded_history_replays_deterministically(name: str) -> None:
     await _replay(history)
     if name in EXPECTED:
         _assert_branch(name, history)
-
-
-@pytest.fixture
-async def backup() -> AsyncIterator[FakeOpenAI]:
-    fake = FakeOpenAI(api_key=UPSTREAM_KEY)
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture
