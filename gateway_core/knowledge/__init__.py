@@ -1,0 +1,1 @@
+"""Knowledge bases: the filter language, embeddings for documents and queries, backends."""
