@@ -15,6 +15,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.guard import AttemptGuard
 from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.credentials.base import CredentialResolver
 from gateway_core.credentials.rotation import call_with_rotation, stream_with_rotation
@@ -22,10 +23,8 @@ from gateway_core.domain.chat import ProviderCallInput, ProviderCallResult
 from gateway_core.domain.streams import ChunkEvent, EndEvent, ErrorEvent
 from gateway_core.error_codec import application_error, payload_from_error
 from gateway_core.errors import (
-    CircuitOpenError,
     GatewayError,
     StreamInterruptedError,
-    UpstreamBadRequestError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -43,15 +42,6 @@ def _failure(error: GatewayError) -> ApplicationError:
     return application_error(error, attempt=activity.info().attempt)
 
 
-def _health_signal(error: GatewayError) -> bool | None:
-    """What a failure says about the model: False unhealthy, True alive, None nothing."""
-    if isinstance(error, UpstreamBadRequestError):
-        return True  # it answered; the request was at fault
-    if isinstance(error, UpstreamError):
-        return False
-    return None  # a gateway-side problem (configuration): the upstream was not called
-
-
 class ChatActivities:
     """Holds the long-lived clients the chat activities need."""
 
@@ -66,33 +56,15 @@ class ChatActivities:
         self._providers = providers
         self._credentials = credentials
         self._bus = bus
-        self._breaker = breaker
-        self._metrics = metrics
+        self._guard = AttemptGuard(breaker, metrics)
 
     async def _admit(self, call: ProviderCallInput) -> None:
-        if not await self._breaker.allow(call.model.id):
-            self._metrics.observe_breaker(call.model.id, "open")
-            raise application_error(
-                CircuitOpenError(
-                    f"circuit breaker of model {call.model.id!r} is open", retryable=False
-                ),
-                attempt=0,
-            )
+        await self._guard.admit(call.model.id)
 
     async def _settle(
         self, call: ProviderCallInput, started: float, error: GatewayError | None
     ) -> None:
-        healthy = True if error is None else _health_signal(error)
-        if healthy is not None:
-            await self._breaker.record(call.model.id, healthy)
-        outcome = "ok" if error is None else type(error).__name__
-        self._metrics.observe_attempt(
-            model=call.model.id,
-            chain=call.chain_id,
-            step=call.step_index,
-            outcome=outcome,
-            seconds=time.monotonic() - started,
-        )
+        await self._guard.settle(call.model.id, call.chain_id, call.step_index, started, error)
 
     @activity.defn(name="chat_complete")
     async def complete(self, call: ProviderCallInput) -> ProviderCallResult:

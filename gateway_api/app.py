@@ -14,7 +14,9 @@ from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.routers import (
     admin,
     chat,
+    embeddings,
     health,
+    knowledge_bases,
     models,
     operations,
 )
@@ -50,8 +52,10 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
         health.router,
         models.router,
         chat.router,
+        embeddings.router,
         admin.router,
         operations.router,
+        knowledge_bases.router,
     ):
         app.include_router(router)
     return app

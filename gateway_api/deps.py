@@ -16,7 +16,9 @@ from gateway_api.services.cache_policy import ResponseCacheService
 from gateway_api.services.chat import ChatService
 from gateway_api.services.config_admin import ConfigAdmin
 from gateway_api.services.credentials import CredentialProviders
+from gateway_api.services.embeddings import EmbeddingService
 from gateway_api.services.entities import EntityServices
+from gateway_api.services.knowledge import KnowledgeService
 from gateway_api.services.model_health import ModelHealth
 from gateway_api.services.operations import OperationsService
 from gateway_api.services.readiness import Readiness
@@ -55,6 +57,10 @@ def chat_service(request: Request) -> ChatService:
     return _services(request).chat
 
 
+def embedding_service(request: Request) -> EmbeddingService:
+    return _services(request).embeddings
+
+
 def operations_service(request: Request) -> OperationsService:
     return _services(request).operations
 
@@ -79,17 +85,23 @@ def credential_providers(request: Request) -> CredentialProviders:
     return _services(request).credentials
 
 
+def knowledge_service(request: Request) -> KnowledgeService:
+    return _services(request).knowledge
+
+
 StorageDep = Annotated[StorageGroup, Depends(storage)]
 CacheDep = Annotated[ResponseCacheService, Depends(cache_service)]
 MetricsDep = Annotated[GatewayMetrics, Depends(metrics_registry)]
 ReadinessDep = Annotated[Readiness, Depends(readiness)]
 ChatDep = Annotated[ChatService, Depends(chat_service)]
+EmbeddingsDep = Annotated[EmbeddingService, Depends(embedding_service)]
 OperationsDep = Annotated[OperationsService, Depends(operations_service)]
 EntitiesDep = Annotated[EntityServices, Depends(entity_services)]
 ApiKeysDep = Annotated[ApiKeyAdmin, Depends(api_keys_service)]
 ConfigAdminDep = Annotated[ConfigAdmin, Depends(config_admin)]
 ModelHealthDep = Annotated[ModelHealth, Depends(model_health)]
 CredentialsDep = Annotated[CredentialProviders, Depends(credential_providers)]
+KnowledgeDep = Annotated[KnowledgeService, Depends(knowledge_service)]
 ServicesDep = Annotated[Services, Depends(_services)]
 
 

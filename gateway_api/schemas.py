@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway_core.domain.embeddings import EmbeddingInput
+from gateway_core.domain.models import MAX_DIMENSIONS
 from gateway_core.domain.prompts import VariableValue
 
 
@@ -113,3 +115,38 @@ class RenderedPrompt(BaseModel):
     prompt_id: str
     version: int
     content: str
+
+
+TokenIds = list[Annotated[int, Field(ge=0)]]
+
+
+class EmbeddingRequest(BaseModel):
+    """POST /v1/embeddings: OpenAI's fields; others (`user`, `input_type`) are forwarded."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, max_length=200)
+    # A text, texts, the token ids of one text, or token ids of several (as OpenAI takes).
+    input: str | list[str] | TokenIds | list[TokenIds]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1, le=MAX_DIMENSIONS)
+
+    @field_validator("input")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        items = [value] if isinstance(value, str) else value
+        if not items or any(len(item) == 0 for item in items if not isinstance(item, int)):
+            raise ValueError("input must not be empty, nor hold an empty string or token list")
+        return value
+
+    def inputs(self) -> list[EmbeddingInput]:
+        """The inputs as a list: texts, or token-id lists."""
+        if isinstance(self.input, str):
+            return [self.input]
+        if self.input and isinstance(self.input[0], int):
+            return [[int(token) for token in self.input]]
+        return list(self.input)  # type: ignore[arg-type]
+
+    def passthrough(self) -> dict[str, Any]:
+        """Fields the gateway does not read, for the provider."""
+        return dict(self.model_extra or {})

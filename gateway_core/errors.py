@@ -63,6 +63,14 @@ class RequestTooLargeError(InvalidRequestError):
     default_code = "request_too_large"
 
 
+class MethodNotAllowedError(GatewayError):
+    """The resource exists but refuses this kind of request (a read-only knowledge base)."""
+
+    status_code = 405
+    error_type = "invalid_request_error"
+    default_code = "method_not_allowed"
+
+
 class ConflictError(GatewayError):
     status_code = 409
     error_type = "conflict_error"

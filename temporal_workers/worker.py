@@ -11,6 +11,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.callbacks import CallbackActivities
 from activities.chat import ChatActivities
+from activities.embeddings import EmbeddingActivities
 from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.config import Settings
 from gateway_core.credentials.sources import build_resolver
@@ -19,12 +20,17 @@ from gateway_core.providers.registry import ProviderRegistry, build_http_client
 from gateway_core.streaming.bus import StreamBus
 from workflows.callback import CallbackWorkflow
 from workflows.chat import ChatWorkflow
+from workflows.embeddings import EmbeddingWorkflow
 
-WORKFLOWS = [ChatWorkflow, CallbackWorkflow]
+WORKFLOWS = [ChatWorkflow, CallbackWorkflow, EmbeddingWorkflow]
 
 
 def build_worker(
-    client: Client, task_queue: str, chat: ChatActivities, callbacks: CallbackActivities
+    client: Client,
+    task_queue: str,
+    chat: ChatActivities,
+    callbacks: CallbackActivities,
+    embeddings: EmbeddingActivities,
 ) -> Worker:
     """A worker for every gateway workflow.
 
@@ -36,7 +42,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[chat.complete, chat.stream, callbacks.deliver],
+        activities=[chat.complete, chat.stream, callbacks.deliver, embeddings.embed],
         workflow_runner=UnsandboxedWorkflowRunner(),
         max_concurrent_workflow_tasks=200,
         max_concurrent_activities=500,
@@ -60,9 +66,11 @@ async def running_worker(
     http = build_http_client(settings.upstream_connect_timeout_s, settings.upstream_max_connections)
     providers = ProviderRegistry(http)
     try:
-        chat = ChatActivities(providers, build_resolver(settings, http), bus, breaker, metrics)
+        resolver = build_resolver(settings, http)
+        chat = ChatActivities(providers, resolver, bus, breaker, metrics)
         callbacks = CallbackActivities(http, callback_secret)
-        worker = build_worker(client, settings.temporal_task_queue, chat, callbacks)
+        embeddings = EmbeddingActivities(providers, resolver, breaker, metrics)
+        worker = build_worker(client, settings.temporal_task_queue, chat, callbacks, embeddings)
         async with worker:
             yield worker
     finally:

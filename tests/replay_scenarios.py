@@ -1,8 +1,9 @@
 """One run per workflow branch, driven as users drive the gateway, for the replay tests.
 
-Each scenario makes the gateway take one branch of ChatWorkflow or CallbackWorkflow,
-checks that it did, and returns the ended run's history (tests/integration/test_replay.py
-replays it and, with PMP_RECORD_HISTORIES=1, stores it in tests/histories).
+Each scenario makes the gateway take one branch of ChatWorkflow, EmbeddingWorkflow or
+CallbackWorkflow, checks that it did, and returns the ended run's history
+(tests/integration/test_replay.py replays it and, with PMP_RECORD_HISTORIES=1, stores it
+in tests/histories).
 """
 
 from __future__ import annotations
@@ -295,6 +296,38 @@ async def chat_cancelled_with_callback(rig: Rig) -> WorkflowHistory:
     return await rig.history(operation_id)
 
 
+# -- EmbeddingWorkflow ----------------------------------------------------------------
+
+
+async def embeddings_plain(rig: Rig) -> WorkflowHistory:
+    """Embeddings answered by the only step: the in-process `local` model."""
+    local = {"provider": "local", "model": "wordllama", "kind": "embedding", "dimensions": 64}
+    created = await rig.gateway.admin.post("/admin/models", json={"id": "emb", **local})
+    assert created.status_code == 201, created.text
+    client = rig.gateway.openai()
+    raw = await client.embeddings.with_raw_response.create(model="emb", input=["replay me"])
+    assert len(raw.parse().data[0].embedding) == 64
+    return await rig.history(raw.headers["x-pmp-run-id"])
+
+
+async def embeddings_fallback(rig: Rig) -> WorkflowHistory:
+    """The first embedding model is exhausted; the chain falls back to the second."""
+    for name, upstream in (("primary", rig.primary), ("backup", rig.backup)):
+        await rig.gateway.add_model(
+            name, upstream, model="text-embedding-3-small", kind="embedding", dimensions=16
+        )
+    steps = [{"model_id": "primary", "max_retries": 0}, {"model_id": "backup", "max_retries": 0}]
+    created = await rig.gateway.admin.post(
+        "/admin/chains", json={"id": "emb-pair", "name": "emb-pair", "steps": steps}
+    )
+    assert created.status_code == 201, created.text
+    rig.primary.enqueue(Scenario(status=500))
+    client = rig.gateway.openai()
+    raw = await client.embeddings.with_raw_response.create(model="emb-pair", input="replay me")
+    assert raw.headers["x-pmp-served-by"] == "backup"
+    return await rig.history(raw.headers["x-pmp-run-id"])
+
+
 # -- CallbackWorkflow -----------------------------------------------------------------
 
 
@@ -370,6 +403,8 @@ SCENARIOS: dict[str, Build] = {
         chat_callback,
         chat_failed_with_callback,
         chat_cancelled_with_callback,
+        embeddings_plain,
+        embeddings_fallback,
         callback_delivered,
         callback_failed,
     )

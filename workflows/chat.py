@@ -60,7 +60,7 @@ NON_RETRYABLE_ERRORS: list[str] = [*CHAIN_ENDING_ERRORS, "ConfigurationError", "
 BACKSTOP = timedelta(seconds=2)
 
 
-def _retry_policy(step: ChainStep) -> RetryPolicy:
+def retry_policy(step: ChainStep) -> RetryPolicy:
     return RetryPolicy(
         initial_interval=timedelta(milliseconds=200),
         backoff_coefficient=2.0,
@@ -70,7 +70,7 @@ def _retry_policy(step: ChainStep) -> RetryPolicy:
     )
 
 
-def _is_cancellation(error: FailureError) -> bool:
+def is_cancellation(error: FailureError) -> bool:
     return isinstance(error, CancelledError) or isinstance(error.cause, CancelledError)
 
 
@@ -144,7 +144,7 @@ class ChatWorkflow:
             try:
                 result = await self._call(step, call, inp.stream)
             except FailureError as error:
-                if _is_cancellation(error):
+                if is_cancellation(error):
                     raise
                 failure = payload_from_activity_failure(error, max_retries=step.max_retries)
                 self._attempts += failure.attempt_count
@@ -178,7 +178,7 @@ class ChatWorkflow:
                 streamed,
                 start_to_close_timeout=timedelta(milliseconds=step.max_stream_ms),
                 heartbeat_timeout=timedelta(milliseconds=step.heartbeat_timeout_ms),
-                retry_policy=_retry_policy(step),
+                retry_policy=retry_policy(step),
                 # The run ends as cancelled only once the upstream request is closed.
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 result_type=ProviderCallResult,
@@ -189,7 +189,7 @@ class ChatWorkflow:
             COMPLETE_ACTIVITY,
             plain,
             start_to_close_timeout=timedelta(milliseconds=step.max_latency_ms) + BACKSTOP,
-            retry_policy=_retry_policy(step),
+            retry_policy=retry_policy(step),
             result_type=ProviderCallResult,
         )
         return plain_result

@@ -9,6 +9,7 @@ from gateway_api.assembly.factories import (
     build_providers,
     open_auth,
     open_cache,
+    open_knowledge,
     open_redis,
     open_storage,
     open_temporal,
@@ -69,5 +70,6 @@ async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterato
             temporal=temporal,
             cache=await open_cache(settings, stack, storage, redis, mode),
             providers=providers,
+            knowledge=await open_knowledge(settings, stack, storage),
             background=background,
         )

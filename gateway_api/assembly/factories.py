@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from gateway_api.assembly.groups import (
     AuthGroup,
     CacheGroup,
+    KnowledgeGroup,
     Mode,
     ProvidersGroup,
     StorageGroup,
@@ -33,6 +34,10 @@ from gateway_core.cache.redis import RedisResponseCache
 from gateway_core.cache.semantic import Embedder, ProviderEmbedder, SemanticIndex
 from gateway_core.config import Settings
 from gateway_core.credentials.sources import build_resolver
+from gateway_core.knowledge.backend import KnowledgeBackend
+from gateway_core.knowledge.bedrock_kb import BedrockKnowledgeBackend
+from gateway_core.knowledge.pgvector import PgvectorBackend
+from gateway_core.knowledge.qdrant import QdrantBackend
 from gateway_core.metrics import GatewayMetrics
 from gateway_core.process import StartupError
 from gateway_core.providers.registry import ProviderRegistry, build_http_client
@@ -40,6 +45,7 @@ from gateway_core.storage.api_keys import ApiKeyRepository
 from gateway_core.storage.chains import ChainRepository
 from gateway_core.storage.database import migrate, open_pool
 from gateway_core.storage.embedded import EmbeddedPostgres
+from gateway_core.storage.knowledge_bases import KnowledgeBaseRepository
 from gateway_core.storage.model_cache import TtlCache
 from gateway_core.storage.models import ModelRepository
 from gateway_core.storage.prompts import PromptRepository
@@ -76,6 +82,7 @@ async def open_storage(
         chains=chains,
         prompts=prompts,
         api_keys=ApiKeyRepository(pool, hasher),
+        knowledge_bases=KnowledgeBaseRepository(pool),
         model_cache=TtlCache(models.get),
         chain_cache=TtlCache(chains.find),
         prompt_cache=TtlCache(prompts.get),
@@ -198,6 +205,29 @@ async def _embedder(settings: Settings, stack: AsyncExitStack) -> Embedder:
     return ProviderEmbedder(
         providers, build_resolver(settings, http), settings.cache_embedding_model
     )
+
+
+async def open_knowledge(
+    settings: Settings, stack: AsyncExitStack, storage: StorageGroup
+) -> KnowledgeGroup:
+    """One backend instance per knowledge-base backend type."""
+    backends: dict[str, KnowledgeBackend] = {"pgvector": PgvectorBackend(storage.pool)}
+    backends.update(await _remote_knowledge_backends(settings, stack))
+    return KnowledgeGroup(backends=backends)
+
+
+async def _remote_knowledge_backends(
+    settings: Settings, stack: AsyncExitStack
+) -> dict[str, KnowledgeBackend]:
+    """Qdrant (local mode in the data dir unless a KB names a url) and AWS Bedrock KBs."""
+    http = build_http_client(settings.upstream_connect_timeout_s, max_connections=20)
+    stack.push_async_callback(http.aclose)
+    credentials = build_resolver(settings, http)
+    qdrant = QdrantBackend(credentials, local_location=str(settings.data_dir / "qdrant"))
+    stack.push_async_callback(qdrant.close)
+    bedrock = BedrockKnowledgeBackend(credentials)
+    stack.callback(bedrock.close)
+    return {"qdrant": qdrant, "bedrock": bedrock}
 
 
 def _stream_bus(redis: Redis | None, mode: Mode) -> StreamBus | None:

@@ -22,10 +22,12 @@ from gateway_core.config import Settings
 from gateway_core.domain.chains import ModelChain
 from gateway_core.domain.models import Model
 from gateway_core.domain.prompts import Prompt
+from gateway_core.knowledge.backend import KnowledgeBackend
 from gateway_core.metrics import GatewayMetrics
 from gateway_core.storage.api_keys import ApiKeyRepository
 from gateway_core.storage.chains import ChainRepository
 from gateway_core.storage.database import Pool
+from gateway_core.storage.knowledge_bases import KnowledgeBaseRepository
 from gateway_core.storage.model_cache import TtlCache
 from gateway_core.storage.models import ModelRepository
 from gateway_core.storage.prompts import PromptRepository
@@ -43,6 +45,7 @@ class StorageGroup:
     chains: ChainRepository
     prompts: PromptRepository
     api_keys: ApiKeyRepository
+    knowledge_bases: KnowledgeBaseRepository
     model_cache: TtlCache[Model]
     chain_cache: TtlCache[ModelChain | None]
     prompt_cache: TtlCache[Prompt]
@@ -92,6 +95,13 @@ class ProvidersGroup:
 
 
 @dataclass(frozen=True)
+class KnowledgeGroup:
+    """The knowledge-base backends, by `backend.type`; a new backend adds one entry."""
+
+    backends: dict[str, KnowledgeBackend]
+
+
+@dataclass(frozen=True)
 class Runtime:
     """Every group of one process; built by `open_runtime`, closed by its exit."""
 
@@ -102,4 +112,5 @@ class Runtime:
     temporal: TemporalGroup
     cache: CacheGroup
     providers: ProvidersGroup
+    knowledge: KnowledgeGroup
     background: Background

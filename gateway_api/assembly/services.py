@@ -10,13 +10,17 @@ from gateway_api.services.cache_policy import ResponseCacheService
 from gateway_api.services.chat import ChatService
 from gateway_api.services.config_admin import ConfigAdmin
 from gateway_api.services.credentials import CredentialProviders
+from gateway_api.services.embeddings import EmbeddingService
 from gateway_api.services.entities import EntityServices, PromptService, VersionedEntityService
+from gateway_api.services.knowledge import KnowledgeBackends, KnowledgeService
+from gateway_api.services.knowledge_admin import KnowledgeBaseAdmin
 from gateway_api.services.limits import RateLimitGate
 from gateway_api.services.model_health import ModelHealth
 from gateway_api.services.operations import OperationsService
 from gateway_api.services.prompt_refs import PromptReferences
 from gateway_api.services.readiness import Readiness
 from gateway_api.services.routing import Router
+from gateway_core.providers.local import LocalEmbedder
 
 
 @dataclass(frozen=True)
@@ -33,28 +37,55 @@ class Services:
     config: ConfigAdmin
     model_health: ModelHealth
     credentials: CredentialProviders
+    embeddings: EmbeddingService
+    knowledge: KnowledgeService
+
+
+def _chat_service(
+    runtime: Runtime, router: Router, limits: RateLimitGate, cache: ResponseCacheService
+) -> ChatService:
+    storage = runtime.storage
+    return ChatService(
+        router=router,
+        limits=limits,
+        prompts=PromptReferences(storage.prompts, storage.prompt_cache),
+        cache=cache,
+        runs=runtime.temporal.runs,
+        usage=runtime.auth.usage,
+        limiter=runtime.auth.rate_limiter,
+        bus=runtime.providers.bus,
+        metrics=runtime.providers.metrics,
+        background=runtime.background,
+    )
+
+
+def _embedding_service(runtime: Runtime, router: Router, limits: RateLimitGate) -> EmbeddingService:
+    return EmbeddingService(
+        router=router,
+        limits=limits,
+        runs=runtime.temporal.runs,
+        usage=runtime.auth.usage,
+        limiter=runtime.auth.rate_limiter,
+        metrics=runtime.providers.metrics,
+        background=runtime.background,
+        local=LocalEmbedder(),
+    )
 
 
 def build_services(runtime: Runtime) -> Services:
     storage, auth = runtime.storage, runtime.auth
     cache = ResponseCacheService(runtime.cache, runtime.providers.metrics)
     limits = RateLimitGate(auth.rate_limiter)
-    chat = ChatService(
-        router=Router(runtime.settings, storage.model_cache, storage.chain_cache),
-        limits=limits,
-        prompts=PromptReferences(storage.prompts, storage.prompt_cache),
-        cache=cache,
-        runs=runtime.temporal.runs,
-        usage=auth.usage,
-        limiter=auth.rate_limiter,
-        bus=runtime.providers.bus,
-        metrics=runtime.providers.metrics,
-        background=runtime.background,
-    )
+    router = Router(runtime.settings, storage.model_cache, storage.chain_cache)
+    chat = _chat_service(runtime, router, limits, cache)
+    embeddings = _embedding_service(runtime, router, limits)  # also the KBs' TextEmbedder
     entities = EntityServices(
         models=VersionedEntityService(storage.models, storage.model_cache.invalidate),
         chains=VersionedEntityService(storage.chains, storage.chain_cache.invalidate),
         prompts=PromptService(storage.prompts, storage.prompt_cache.invalidate),
+        knowledge_bases=KnowledgeBaseAdmin(
+            storage.knowledge_bases, KnowledgeBackends(runtime.knowledge.backends), embeddings
+        ),
     )
     return Services(
         chat=chat,
@@ -75,4 +106,11 @@ def build_services(runtime: Runtime) -> Services:
             metrics=runtime.providers.metrics,
         ),
         credentials=CredentialProviders(runtime.settings),
+        embeddings=embeddings,
+        knowledge=KnowledgeService(
+            repository=storage.knowledge_bases,
+            backends=KnowledgeBackends(runtime.knowledge.backends),
+            embedder=embeddings,
+            limits=limits,
+        ),
     )

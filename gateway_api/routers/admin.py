@@ -16,6 +16,7 @@ from gateway_api.routers import (
     admin_config,
     admin_credentials,
     admin_health,
+    admin_knowledge_bases,
     admin_models,
     admin_prompts,
 )
@@ -31,5 +32,6 @@ for sub_router in (
     admin_api_keys.router,
     admin_credentials.router,
     admin_cache.router,
+    admin_knowledge_bases.router,
 ):
     router.include_router(sub_router)

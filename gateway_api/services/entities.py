@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic
+from typing import TYPE_CHECKING, Generic
 
 from gateway_api.schemas import RenderedPrompt
 from gateway_core.domain.chains import ChainCreate, ChainUpdate, ChainVersion, ModelChain
@@ -30,6 +30,9 @@ from gateway_core.storage.versioned import (
     VersionedRepository,
     VersionT,
 )
+
+if TYPE_CHECKING:  # knowledge_admin builds on VersionedEntityService below
+    from gateway_api.services.knowledge_admin import KnowledgeBaseAdmin
 
 
 class VersionedEntityService(Generic[EntityT, VersionT, CreateT, UpdateT]):
@@ -119,3 +122,4 @@ class EntityServices:
     models: ModelService
     chains: ChainService
     prompts: PromptService
+    knowledge_bases: KnowledgeBaseAdmin

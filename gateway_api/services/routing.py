@@ -13,8 +13,8 @@ from gateway_core.config import Settings
 from gateway_core.domain.api_keys import ResourceKind
 from gateway_core.domain.chains import ChainStepSpec, ModelChain
 from gateway_core.domain.chat import ChainStep, ResolvedModel
-from gateway_core.domain.models import Model
-from gateway_core.errors import ModelNotFoundError, ServiceUnavailableError
+from gateway_core.domain.models import Model, ModelKind
+from gateway_core.errors import InvalidRequestError, ModelNotFoundError, ServiceUnavailableError
 from gateway_core.storage.model_cache import TtlCache
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,13 @@ class Router:
         self._models = models
         self._chains = chains
 
-    async def resolve(self, name: str) -> Route:
+    async def resolve(self, name: str, kind: ModelKind = "chat") -> Route:
+        """The route of `name`; a 400 when it names models of another kind than `kind`."""
+        route = await self._route(name)
+        check_kind(route, kind)
+        return route
+
+    async def _route(self, name: str) -> Route:
         chain = await self._chains.get(name)
         if chain is not None and chain.enabled:
             return await self._chain_route(chain)
@@ -111,6 +117,32 @@ class Router:
         }
 
 
+_KIND_USE = {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings"}
+
+
+def check_kind(route: Route, kind: ModelKind) -> None:
+    """Every step must be a `kind` model (of one vector size, for embeddings)."""
+    for step in route.steps:
+        if step.model.kind != kind:
+            raise InvalidRequestError(
+                f"`{step.model.id}` is {_article(step.model.kind)} {step.model.kind} model,"
+                f" not {_article(kind)} {kind} model: use it with {_KIND_USE[step.model.kind]}",
+                param="model",
+                code="wrong_model_kind",
+            )
+    sizes = {step.model.dimensions for step in route.steps}
+    if len(sizes) > 1:
+        raise InvalidRequestError(
+            f"chain `{route.requested}` mixes embedding models of different dimensions",
+            param="model",
+            code="wrong_model_kind",
+        )
+
+
+def _article(kind: str) -> str:
+    return "an" if kind == "embedding" else "a"
+
+
 def resolved_model(model: Model) -> ResolvedModel:
     """A stored model as a run records it: configuration and version, no secret."""
     return ResolvedModel(
@@ -127,4 +159,6 @@ def resolved_model(model: Model) -> ResolvedModel:
         region=model.region,
         auth=model.auth,
         cache=model.cache,
+        kind=model.kind,
+        dimensions=model.dimensions,
     )

@@ -29,6 +29,8 @@ class ResolvedModel(BaseModel):
     region: str | None = None
     auth: str | None = None
     cache: CachePolicy | None = None
+    kind: str = "chat"
+    dimensions: int | None = None
 
 
 class ChainStep(BaseModel):

@@ -20,6 +20,7 @@ GatewayKind = Literal[
     "ModelNotFoundError",
     "PromptNotFoundError",
     "ConflictError",
+    "MethodNotAllowedError",
     "RateLimitError",
     "RequestTooLargeError",
     "ServiceUnavailableError",

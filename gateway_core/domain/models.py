@@ -16,11 +16,20 @@ from pydantic import (
     model_validator,
 )
 
+MAX_DIMENSIONS = 16_000  # pgvector's own limit for a stored vector
+# Providers with an embeddings API the gateway speaks (anthropic has none).
+EMBEDDING_PROVIDERS = ("openai", "azure_openai", "gemini", "bedrock", "local")
+# Embedding models shipped inside a wheel, served in-process by provider `local`, and the
+# vector sizes each one gives (Matryoshka-trained: shorter ones are prefixes).
+LOCAL_EMBEDDING_MODELS: dict[str, tuple[int, ...]] = {"wordllama": (64, 128, 256)}
+
 ResourceId = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,49})$", max_length=50)
 ]
 
-ProviderName = Literal["openai", "azure_openai", "anthropic", "gemini", "bedrock"]
+ProviderName = Literal["openai", "azure_openai", "anthropic", "gemini", "bedrock", "local"]
+# What a model answers: chat completions, or embeddings (vectors of `dimensions` floats).
+ModelKind = Literal["chat", "embedding"]
 CredentialSourceName = Literal["env", "aws_secrets_manager", "vault"]
 # How a provider authenticates with the credential's value: `api_key` is the provider's
 # own key header; `entra_id` (Azure OpenAI) sends the value as a Microsoft Entra ID
@@ -112,6 +121,9 @@ class ModelBase(BaseModel):
     auth: AuthKind | None = None
     # Response caching; None (the default) caches nothing.
     cache: CachePolicy | None = None
+    kind: ModelKind = "chat"
+    # Embedding models: the length of the vectors the model returns.
+    dimensions: int | None = Field(default=None, ge=1, le=MAX_DIMENSIONS)
 
     @field_validator("credential")
     @classmethod
@@ -138,7 +150,38 @@ class ModelBase(BaseModel):
             raise ValueError("bedrock needs region")
         if self.auth == "entra_id" and self.credential is None:
             raise ValueError("entra_id auth needs a credential holding the bearer token")
+        _check_kind(self)
         return self
+
+
+def _check_kind(model: ModelBase) -> None:
+    """Embedding models state their dimensions and take no chat settings; `local` serves
+    only the embedding models shipped with the gateway, in the sizes they support."""
+    if model.kind == "chat":
+        if model.dimensions is not None:
+            raise ValueError("`dimensions` applies to embedding models only")
+        if model.provider == "local":
+            raise ValueError("provider local serves embedding models only")
+        return
+    if model.provider not in EMBEDDING_PROVIDERS:
+        raise ValueError(f"provider {model.provider} has no embedding models")
+    if model.dimensions is None:
+        raise ValueError("embedding models need `dimensions`: the length of their vectors")
+    if model.cache is not None or model.config != ModelParams():
+        raise ValueError("`cache` and `config` apply to chat models only")
+    if model.provider == "local":
+        _check_local(model)
+
+
+def _check_local(model: ModelBase) -> None:
+    sizes = LOCAL_EMBEDDING_MODELS.get(model.model)
+    if sizes is None:
+        names = ", ".join(sorted(LOCAL_EMBEDDING_MODELS))
+        raise ValueError(f"provider local has no model {model.model!r} (it has: {names})")
+    if model.dimensions not in sizes:
+        raise ValueError(f"local model {model.model} has dimensions {', '.join(map(str, sizes))}")
+    if model.base_url is not None or model.credential is not None:
+        raise ValueError("provider local runs in-process: it takes no base_url or credential")
 
 
 _CREDENTIAL_FIELDS: dict[str, tuple[str, ...]] = {

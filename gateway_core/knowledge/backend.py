@@ -6,6 +6,7 @@ the dot product for `inner_product`, and 1 / (1 + distance) in (0, 1] for `l2`.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -77,7 +78,8 @@ class KnowledgeBackend(Protocol):
 
     async def count(self, kb: KnowledgeBaseRef) -> int: ...
 
-    async def search(self, kb: KnowledgeBaseRef, query: SearchQuery) -> list[SearchHit]:
+    # `builtins.list`: inside this class `list` is the method above.
+    async def search(self, kb: KnowledgeBaseRef, query: SearchQuery) -> builtins.list[SearchHit]:
         """At most `top_k` hits best first, each at least `similarity_threshold`.
 
         A filter operator the backend cannot honour natively is evaluated exactly on the

@@ -39,6 +39,7 @@ from gateway_core.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from gateway_core.providers import bedrock_embeddings as embeddings
 from gateway_core.providers.base import (
     ChunkFactory,
     assistant_message,
@@ -62,6 +63,8 @@ from gateway_core.providers.turns import assistant_blocks, content_blocks, split
 
 NAME = "bedrock"
 T = TypeVar("T")
+# Titan embeds one text per call: this many calls of one request run at once.
+EMBED_CONCURRENCY = 8
 FINISH_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -317,7 +320,7 @@ _FAILURES = (BotoCoreError, ClientError, urllib3.exceptions.HTTPError, OSError)
 
 
 class BedrockProvider:
-    """Calls bedrock-runtime Converse / ConverseStream with SigV4 (via boto3)."""
+    """Calls bedrock-runtime Converse / ConverseStream / InvokeModel with SigV4 (boto3)."""
 
     name = NAME
 
@@ -409,7 +412,43 @@ class BedrockProvider:
     async def embed(
         self, model: ResolvedModel, body: dict[str, Any], api_key: str | None
     ) -> dict[str, Any]:
-        raise unsupported(NAME, "embeddings")
+        """Titan or Cohere embeddings: one InvokeModel per text (Titan) or per 96 (Cohere)."""
+        requests = embeddings.invoke_requests(model, body)
+        limit = asyncio.Semaphore(EMBED_CONCURRENCY)
+
+        async def invoke(request: embeddings.InvokeRequest) -> tuple[list[list[float]], int]:
+            async with limit:
+                answer, headers = await self._invoke(model, api_key, request.body)
+            return embeddings.vectors_of(answer, request.count), embeddings.tokens_of(
+                answer, headers
+            )
+
+        answers = await asyncio.gather(*(invoke(request) for request in requests))
+        vectors = [vector for batch, _ in answers for vector in batch]
+        return embeddings.embeddings_list(model, vectors, sum(tokens for _, tokens in answers))
+
+    async def _invoke(
+        self, model: ResolvedModel, api_key: str | None, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """One InvokeModel call: the JSON answer and the HTTP headers (read on our pool)."""
+
+        def call() -> tuple[dict[str, Any], dict[str, str]]:
+            response = self._client("bedrock-runtime", model, api_key).invoke_model(
+                modelId=model.upstream_model,
+                body=json.dumps(body).encode(),
+                contentType="application/json",
+                accept="application/json",
+            )
+            answer = json.loads(response["body"].read())
+            headers = (response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+            return answer, headers
+
+        try:
+            return await self._run(call)
+        except _FAILURES as exc:
+            raise translate_error(exc, _secrets(api_key)) from None
+        except ValueError:
+            raise UpstreamError("bedrock sent a malformed answer", retryable=True) from None
 
     async def check(self, model: ResolvedModel, api_key: str | None) -> None:
         await self._call(

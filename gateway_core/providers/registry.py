@@ -10,6 +10,7 @@ from gateway_core.providers.azure_openai import AzureOpenAIProvider
 from gateway_core.providers.base import LlmProvider
 from gateway_core.providers.bedrock import BedrockProvider
 from gateway_core.providers.gemini import GeminiProvider
+from gateway_core.providers.local import LocalProvider
 from gateway_core.providers.openai import OpenAIProvider
 
 
@@ -24,6 +25,7 @@ class ProviderRegistry:
             "anthropic": AnthropicProvider(http),
             "gemini": GeminiProvider(http),
             "bedrock": self._bedrock,
+            "local": LocalProvider(),
         }
 
     def get(self, name: str) -> LlmProvider:

@@ -24,10 +24,14 @@ async def _check_models(conn: Connection, chain: ChainBase) -> None:
     """Every step must name an existing, enabled model; all problems are reported at once."""
     ids = [step.model_id for step in chain.steps]
     cursor = await conn.execute(
-        "SELECT id, (definition->>'enabled')::boolean AS enabled FROM models WHERE id = ANY(%s)",
+        "SELECT id, (definition->>'enabled')::boolean AS enabled,"
+        " coalesce(definition->>'kind', 'chat') AS kind, definition->>'dimensions' AS dimensions"
+        " FROM models WHERE id = ANY(%s)",
         (ids,),
     )
-    enabled = {row["id"]: row["enabled"] for row in await cursor.fetchall()}
+    rows = await cursor.fetchall()
+    enabled = {row["id"]: row["enabled"] for row in rows}
+    _check_one_kind([(row["kind"], row["dimensions"]) for row in rows])
     problems = []
     first_param = None
     for index, model_id in enumerate(ids):
@@ -40,6 +44,22 @@ async def _check_models(conn: Connection, chain: ChainBase) -> None:
         first_param = first_param or f"steps[{index}].model_id"
     if problems:
         raise InvalidRequestError("; ".join(problems), param=first_param, code="invalid_model")
+
+
+def _check_one_kind(kinds: list[tuple[str, str | None]]) -> None:
+    """A chain walks models of one kind: chat, or embeddings of one vector size."""
+    if len({kind for kind, _ in kinds}) > 1:
+        raise InvalidRequestError(
+            "a chain's steps must all be chat models or all embedding models",
+            param="steps",
+            code="wrong_model_kind",
+        )
+    if len({dimensions for _, dimensions in kinds}) > 1:
+        raise InvalidRequestError(
+            "a chain's embedding models must all have the same dimensions",
+            param="steps",
+            code="wrong_model_kind",
+        )
 
 
 CHAINS = VersionedSpec(

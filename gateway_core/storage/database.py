@@ -8,8 +8,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
 from typing import Protocol
 
+from pgvector.psycopg.vector import register_vector_info
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
+from psycopg.types import TypeInfo
 from psycopg_pool import AsyncConnectionPool
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,17 @@ class SharedConnection:
 _MIGRATION_LOCK_ID = 0x504D5047
 
 
+async def register_vector_type(conn: Connection) -> None:
+    """Teach a new connection pgvector's `vector` type (lists/ndarrays in, Vector out).
+
+    Before migration 0001 has created the extension there is no such type: the connection
+    stays plain, and `migrate` replaces such connections once it has created it.
+    """
+    info = await TypeInfo.fetch(conn, "vector")
+    if info is not None:
+        register_vector_info(conn, info)
+
+
 async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
     """Open a pool whose connections return rows as dicts; raises if unreachable."""
     pool: Pool = AsyncConnectionPool(
@@ -49,6 +62,7 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
         min_size=min_size,
         max_size=max_size,
         kwargs={"row_factory": dict_row, "autocommit": True},
+        configure=register_vector_type,
         open=False,
         name="pmp-gateway",
     )
@@ -88,4 +102,6 @@ async def migrate(pool: Pool) -> list[str]:
             applied.append(name)
     if applied:
         logger.info("applied migrations", extra={"migrations": ",".join(applied)})
+        # Connections opened before the vector extension existed lack its adapters.
+        await pool.drain()
     return applied

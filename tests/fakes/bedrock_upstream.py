@@ -29,6 +29,7 @@ from tests.fakes.loopback import (
     split_arguments,
     words,
 )
+from tests.fakes.openai_upstream import fake_vector
 
 ERROR_CODES = {
     400: "ValidationException",
@@ -126,6 +127,7 @@ class FakeBedrock(LoopbackServer):
             [
                 Route("/model/{model_id:path}/converse", self._converse, methods=["POST"]),
                 Route("/model/{model_id:path}/converse-stream", self._converse, methods=["POST"]),
+                Route("/model/{model_id:path}/invoke", self._invoke, methods=["POST"]),
                 Route("/foundation-models/{model_id:path}", self._foundation_model),
             ]
         )
@@ -173,6 +175,28 @@ class FakeBedrock(LoopbackServer):
         model_id = request.path_params["model_id"]
         summary = {"modelId": model_id, "modelArn": f"arn:aws:bedrock:::{model_id}"}
         return refused or JSONResponse({"modelDetails": summary})
+
+    async def _invoke(self, request: Request) -> Response:
+        """InvokeModel for the embedding models: Titan Text Embeddings and Cohere Embed."""
+        body = await request.json()
+        self.record(request, body)
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        scenario = await self.scripted_scenario()
+        if scenario.status != 200:
+            return self._error(scenario.status, scenario.error_message, scenario.headers)
+        model_id = request.path_params["model_id"]
+        if "amazon.titan-embed-text" in model_id:
+            answer, tokens = _titan_answer(model_id, body)
+        elif "cohere.embed" in model_id:
+            answer, tokens = _cohere_answer(model_id, body)
+        else:
+            return self._error(400, f"The provided model identifier is invalid: {model_id}")
+        if isinstance(answer, str):
+            return self._error(400, answer)
+        headers = {"x-amzn-bedrock-input-token-count": str(tokens)}
+        return JSONResponse(answer, headers=headers)
 
     async def _converse(self, request: Request) -> Response:
         body = await request.json()
@@ -247,3 +271,62 @@ class FakeBedrock(LoopbackServer):
             break_with = exception_event(self.stream_exception, scenario.error_message)
         events = self._stream_events(text, scenario, usage)
         return play_stream(events, scenario, record, break_with=break_with)
+
+
+TITAN_V2_SIZES = (256, 512, 1024)
+COHERE_V4_SIZES = (256, 512, 1024, 1536)
+COHERE_INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
+
+
+def _malformed(problem: str) -> str:
+    return f"Malformed input request: #: {problem}, please reformat your input and try again."
+
+
+def _titan_answer(model_id: str, body: dict[str, Any]) -> tuple[dict[str, Any] | str, int]:
+    """Titan Text Embeddings: one `inputText`; V2 takes `dimensions` and `normalize`."""
+    allowed = {"inputText", "dimensions", "normalize", "embeddingTypes"}
+    if "v2" not in model_id:
+        allowed = {"inputText"}
+    for key in body:
+        if key not in allowed:
+            return _malformed(f"extraneous key [{key}] is not permitted"), 0
+    text = body.get("inputText")
+    if not isinstance(text, str):
+        return _malformed("required key [inputText] not found"), 0
+    if not text:
+        return _malformed("expected minLength: 1, actual: 0"), 0
+    size = body.get("dimensions", 1024) if "v2" in model_id else 1536
+    if size not in (TITAN_V2_SIZES if "v2" in model_id else (1536,)):
+        return _malformed(f"{size} is not a valid enum value"), 0
+    vector = fake_vector(text, size)
+    tokens = len(text.split())
+    answer: dict[str, Any] = {"embedding": vector, "inputTextTokenCount": tokens}
+    if "v2" in model_id:
+        answer["embeddingsByType"] = {"float": vector}
+    return answer, tokens
+
+
+def _cohere_answer(model_id: str, body: dict[str, Any]) -> tuple[dict[str, Any] | str, int]:
+    """Cohere Embed: up to 96 `texts` with an `input_type`; v4 also `output_dimension`."""
+    texts = body.get("texts")
+    if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+        return "texts: required, an array of strings", 0
+    if len(texts) > 96:
+        return f"Malformed input request: expected maxItems: 96, actual: {len(texts)}", 0
+    if body.get("input_type") not in COHERE_INPUT_TYPES:
+        return "input_type: required, one of " + ", ".join(COHERE_INPUT_TYPES), 0
+    if "v4" in model_id:
+        size = body.get("output_dimension", 1536)
+        if size not in COHERE_V4_SIZES:
+            return f"output_dimension: {size} is not one of 256, 512, 1024, 1536", 0
+    elif "output_dimension" in body:
+        return "Malformed input request: extraneous key [output_dimension] is not permitted", 0
+    else:
+        size = 1024
+    vectors = [fake_vector([body["input_type"], text], size) for text in texts]
+    answer: dict[str, Any] = {"id": "emb-fake-cohere", "texts": texts}
+    if body.get("embedding_types"):
+        answer |= {"embeddings": {"float": vectors}, "response_type": "embeddings_by_type"}
+    else:
+        answer |= {"embeddings": vectors, "response_type": "embeddings_floats"}
+    return answer, sum(len(text.split()) for text in texts)

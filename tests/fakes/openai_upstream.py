@@ -7,7 +7,11 @@ It records every request and whether the caller hung up before the answer finish
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import random
+import struct
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -52,8 +56,12 @@ def _words(text: str) -> list[str]:
 class FakeOpenAI:
     """The scripted upstream; `base_url` is what a gateway model points at."""
 
-    def __init__(self, api_key: str | None = "sk-upstream-test-secret") -> None:
+    def __init__(
+        self, api_key: str | None = "sk-upstream-test-secret", embedding_dimensions: int = 16
+    ) -> None:
         self.api_key = api_key
+        # The native vector size of every embedding model here (text-embedding-3-small: 1536).
+        self.embedding_dimensions = embedding_dimensions
         self.scenarios: deque[Scenario] = deque()
         self.requests: list[Recorded] = []
         self.port = 0
@@ -62,6 +70,7 @@ class FakeOpenAI:
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
                 Route("/openai/deployments/{name}/chat/completions", self._chat, methods=["POST"]),
             ]
         )
@@ -101,6 +110,34 @@ class FakeOpenAI:
             status_code=status,
             headers=headers,
         )
+
+    async def _embeddings(self, request: Request) -> Response:
+        """OpenAI's /v1/embeddings: text or token-id inputs, float or base64 vectors."""
+        body = await request.json()
+        self.requests.append(Recorded(request.url.path, dict(request.headers), body))
+        if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return self._error(401, "Incorrect API key provided", {})
+        scenario = self.scenarios.popleft() if self.scenarios else Scenario()
+        if scenario.delay_s:
+            await asyncio.sleep(scenario.delay_s)
+        if scenario.status != 200:
+            return self._error(scenario.status, scenario.error_message, scenario.headers)
+        problem = _embedding_problem(body)
+        if problem:
+            return self._error(400, problem, {})
+        inputs = body["input"]
+        if isinstance(inputs, str) or (inputs and isinstance(inputs[0], int)):
+            inputs = [inputs]
+        size = body.get("dimensions") or self.embedding_dimensions
+        encoding = body.get("encoding_format", "float")
+        data = [
+            {"object": "embedding", "index": i, "embedding": fake_vector(item, size, encoding)}
+            for i, item in enumerate(inputs)
+        ]
+        tokens = sum(len(i) if isinstance(i, list) else len(i.split()) for i in inputs)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        answer = {"object": "list", "data": data, "model": body["model"], "usage": usage}
+        return JSONResponse(answer)
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
@@ -209,3 +246,27 @@ class FakeOpenAI:
         except asyncio.CancelledError:
             record.disconnected = True
             raise
+
+
+def _embedding_problem(body: dict[str, Any]) -> str | None:
+    """What OpenAI refuses in an embeddings request (the subset tests reach)."""
+    inputs = body.get("input")
+    if inputs in (None, "", []):
+        return "'$.input' is invalid. Please check the API reference."
+    if body.get("encoding_format", "float") not in ("float", "base64"):
+        return "'encoding_format' must be one of 'float' or 'base64'"
+    if "dimensions" in body and not str(body.get("model", "")).startswith("text-embedding-3"):
+        return "This model does not support specifying dimensions."
+    return None
+
+
+def fake_vector(item: Any, size: int, encoding: str = "float") -> list[float] | str:
+    """A unit vector that depends only on the input (and, like OpenAI's, on `size`)."""
+    seed = hashlib.sha256(json.dumps(item).encode()).digest()
+    rng = random.Random(seed)
+    values = [rng.gauss(0.0, 1.0) for _ in range(size)]
+    norm = sum(value * value for value in values) ** 0.5
+    vector = [value / norm for value in values]
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{size}f", *vector)).decode()
+    return vector

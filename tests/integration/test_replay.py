@@ -40,7 +40,8 @@ FAILED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
 CANCELED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED
 CHILD_STARTED = EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
 
-# Every branch of workflows/chat.py and workflows/callback.py; CI fails without its history.
+# Every branch of workflows/chat.py, embeddings.py and callback.py; CI fails without its
+# history.
 EXPECTED: dict[str, Expected] = {
     "chat_plain": Expected(COMPLETED),
     "chat_stream": Expected(COMPLETED),
@@ -54,6 +55,8 @@ EXPECTED: dict[str, Expected] = {
     "chat_callback": Expected(COMPLETED, starts_callback=True),
     "chat_failed_with_callback": Expected(FAILED, starts_callback=True),
     "chat_cancelled_with_callback": Expected(CANCELED, starts_callback=True),
+    "embeddings_plain": Expected(COMPLETED),
+    "embeddings_fallback": Expected(COMPLETED),
     "callback_delivered": Expected(COMPLETED),
     "callback_failed": Expected(COMPLETED),
 }
