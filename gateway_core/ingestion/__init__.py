@@ -1,0 +1,1 @@
+"""Document ingestion: parsers (bytes → text with structure) and chunkers (text → chunks)."""
