@@ -40,13 +40,12 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
-
-        started = False
+        responded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                started = True
+                responded = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -65,7 +64,7 @@ class RequestContextMiddleware:
             # Anything the error mapper did not know: logged with the request id, and the
             # caller still gets OpenAI's error shape (and the id) when nothing was sent yet.
             logger.exception("unhandled error")
-            if not started:
+            if not responded:
                 await send_with_id(dict(_INTERNAL_ERROR_START))
                 await send_with_id({"type": "http.response.body", "body": _INTERNAL_ERROR_BODY})
         finally:

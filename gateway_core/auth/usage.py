@@ -29,14 +29,33 @@ class UsageRecorder:
         counts[2] += completion_tokens
 
     async def flush(self) -> None:
+        """Write what was counted since the last flush; on failure keep it for the next."""
         counts, self._counts = self._counts, defaultdict(lambda: [0, 0, 0])
         last_used, self._authenticator.last_used = self._authenticator.last_used, {}
         rows = [
             UsageRow(key_id, model, datetime.fromisoformat(day).date(), *values)
             for (key_id, model, day), values in counts.items()
         ]
-        if rows or last_used:
+        if not rows and not last_used:
+            return
+        try:
             await self._keys.record_activity(last_used, rows)
+        except BaseException:
+            self._restore(counts, last_used)
+            raise
+
+    def _restore(
+        self, counts: dict[tuple[str, str, str], list[int]], last_used: dict[str, datetime]
+    ) -> None:
+        """Put an unwritten batch back, merged with what was counted meanwhile."""
+        for key, values in counts.items():
+            merged = self._counts[key]
+            for index, value in enumerate(values):
+                merged[index] += value
+        for key_id, used_at in last_used.items():
+            newer = self._authenticator.last_used.get(key_id)
+            if newer is None or newer < used_at:
+                self._authenticator.last_used[key_id] = used_at
 
     async def run(self, interval_s: float) -> None:
         """Flush every `interval_s` until cancelled, then once more."""
