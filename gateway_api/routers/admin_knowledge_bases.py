@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Query
-from fastapi.routing import APIRoute
 
 from gateway_api.deps import EntitiesDep, IfMatchDep
 from gateway_api.routers.versioned import VersionedRoutes, versioned_router
@@ -34,18 +33,9 @@ router = versioned_router(
         entity_model=KnowledgeBaseDetail,
         version_model=KnowledgeBaseVersion,
         service=lambda services: services.knowledge_bases,
+        update_route=False,  # this module's PUT takes `reembed`
     )
 )
-# The generic PUT has no `reembed` option: this module's own PUT replaces it.
-router.routes[:] = [
-    route
-    for route in router.routes
-    if not (
-        isinstance(route, APIRoute)
-        and route.path == f"{PREFIX}/{{entity_id}}"
-        and "PUT" in (route.methods or ())
-    )
-]
 
 
 @router.put("/{entity_id}", response_model=KnowledgeBaseDetail)

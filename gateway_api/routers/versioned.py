@@ -43,6 +43,8 @@ class VersionedRoutes(Generic[EntityT, VersionT, CreateT, UpdateT]):
     deleted: Callable[[str], BaseModel | dict[str, Any]] | None = None
     # False when the kind lists with its own filters (prompts search by name and tag).
     list_route: bool = True
+    # False when the kind's PUT takes options of its own (knowledge bases: `reembed`).
+    update_route: bool = True
     # Generous, so a plain GET still returns every model or chain an operator has.
     list_limit: int = 100
     max_list_limit: int = 500
@@ -122,12 +124,13 @@ def _add_crud(
         response_model=entity,
     )
     router.add_api_route("/{entity_id}", get, methods=["GET"], response_model=entity)
-    router.add_api_route(
-        "/{entity_id}",
-        _typed(update, body=spec.update_body),
-        methods=["PUT"],
-        response_model=entity,
-    )
+    if spec.update_route:
+        router.add_api_route(
+            "/{entity_id}",
+            _typed(update, body=spec.update_body),
+            methods=["PUT"],
+            response_model=entity,
+        )
     router.add_api_route("/{entity_id}", delete, methods=["DELETE"], response_model=None)
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway_core.domain.models import ResourceId
+from gateway_core.domain.updates import ReadBackUpdate
 
 
 class ChainStepSpec(BaseModel):
@@ -39,7 +40,7 @@ class ChainCreate(ChainBase):
     id: ResourceId
 
 
-class ChainUpdate(ChainBase):
+class ChainUpdate(ReadBackUpdate, ChainBase):
     """Body of PUT /admin/chains/{id}: the whole new definition."""
 
 

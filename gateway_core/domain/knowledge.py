@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gateway_core.domain.models import CredentialRef, ResourceId
+from gateway_core.domain.updates import ReadBackUpdate
 
 Distance = Literal["cosine", "l2", "inner_product"]
 SearchMode = Literal["vector", "keyword", "hybrid"]
@@ -83,8 +84,11 @@ class KnowledgeBaseCreate(KnowledgeBaseBase):
     id: ResourceId
 
 
-class KnowledgeBaseUpdate(KnowledgeBaseBase):
+class KnowledgeBaseUpdate(ReadBackUpdate, KnowledgeBaseBase):
     """Body of PUT /admin/knowledge-bases/{id}: the whole new definition."""
+
+    # What GET adds about the stored documents.
+    READ_ONLY_FIELDS = ReadBackUpdate.READ_ONLY_FIELDS | {"document_count", "backend_health"}
 
 
 class KnowledgeBase(KnowledgeBaseBase):

@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from gateway_core.domain.updates import ReadBackUpdate
+
 MAX_DIMENSIONS = 16_000  # pgvector's own limit for a stored vector
 # Providers with an embeddings API the gateway speaks (anthropic has none).
 EMBEDDING_PROVIDERS = ("openai", "azure_openai", "gemini", "bedrock", "local")
@@ -203,7 +205,7 @@ class ModelCreate(ModelBase):
     id: ResourceId
 
 
-class ModelUpdate(ModelBase):
+class ModelUpdate(ReadBackUpdate, ModelBase):
     """Body of PUT /admin/models/{id}: the whole new definition."""
 
 

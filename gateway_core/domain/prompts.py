@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from gateway_core.domain.models import ResourceId
+from gateway_core.domain.updates import ReadBackUpdate
 from gateway_core.templating import VAR, parse_template, render_variables
 
 MAX_CONTENT_CHARS = 200_000
@@ -41,8 +42,11 @@ class PromptCreate(PromptBase):
     id: ResourceId
 
 
-class PromptUpdate(PromptBase):
+class PromptUpdate(ReadBackUpdate, PromptBase):
     """Body of PUT /admin/prompts/{id}: the whole new definition."""
+
+    # Derived from the content whenever it is saved.
+    READ_ONLY_FIELDS = ReadBackUpdate.READ_ONLY_FIELDS | {"variables"}
 
 
 class PromptVariable(BaseModel):

@@ -19,7 +19,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
-from gateway_core.errors import ConflictError, NotFoundError
+from gateway_core.errors import ConflictError, InvalidRequestError, NotFoundError
 from gateway_core.storage.database import Connection, ConnectionSource
 from gateway_core.storage.names import claim_routable_id
 
@@ -181,7 +181,17 @@ class VersionedRepository(Generic[EntityT, VersionT, CreateT, UpdateT]):
     async def update(
         self, entity_id: str, body: UpdateT, *, expected_version: int | None = None
     ) -> EntityT:
-        """Replace the definition as a new version; ConflictError if not at `expected_version`."""
+        """Replace the definition as a new version; ConflictError if not at `expected_version`.
+
+        A body read back from GET may carry `id`: it must be this entity's.
+        """
+        named = getattr(body, "id", None)
+        if named is not None and named != entity_id:
+            raise InvalidRequestError(
+                f"the body's id {named!r} is not the {self.spec.kind} being updated"
+                f" ({entity_id!r})",
+                param="id",
+            )
         async with self._pool.connection() as conn, conn.transaction():
             row = await self._write_version(conn, entity_id, body, expected_version)
         return self._to_entity(row)

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from tests.conftest import Gateway
+from tests.fakes.openai_upstream import FakeOpenAI
 
 
 async def test_access_log_duration_is_the_request_time_in_milliseconds(
@@ -45,3 +46,28 @@ async def test_a_failed_usage_flush_keeps_its_batch_for_the_next(gateway: Gatewa
     assert [(r["requests"], r["prompt_tokens"], r["completion_tokens"]) for r in rows] == [
         (2, 8, 4)
     ]
+
+
+@pytest.mark.parametrize("kind", ["models", "chains", "prompts"])
+async def test_put_accepts_the_document_get_returned(
+    gateway: Gateway, upstream: FakeOpenAI, kind: str
+) -> None:
+    await gateway.add_model("m", upstream)
+    bodies = {
+        "chains": {"id": "c", "name": "C", "steps": [{"model_id": "m"}]},
+        "prompts": {"id": "p", "name": "P", "content": "Hello ${var:who}"},
+    }
+    entity_id = "m"
+    if kind != "models":
+        created = await gateway.admin.post(f"/admin/{kind}", json=bodies[kind])
+        assert created.status_code == 201, created.text
+        entity_id = bodies[kind]["id"]
+    read = (await gateway.admin.get(f"/admin/{kind}/{entity_id}")).json()
+    edited = {**read, "description": "edited from a GET"}
+    put = await gateway.admin.put(f"/admin/{kind}/{entity_id}", json=edited)
+    assert put.status_code == 200, put.text
+    assert put.json()["version"] == read["version"] + 1
+    assert put.json()["description"] == "edited from a GET"
+    wrong = await gateway.admin.put(f"/admin/{kind}/{entity_id}", json={**read, "id": "other"})
+    assert wrong.status_code == 400
+    assert wrong.json()["error"]["param"] == "id"
