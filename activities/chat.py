@@ -62,7 +62,7 @@ class ChatActivities:
         await self._guard.admit(call.model.id)
 
     async def _settle(
-        self, call: ProviderCallInput, started: float, error: GatewayError | None
+        self, call: ProviderCallInput, started: float, error: BaseException | None
     ) -> None:
         await self._guard.settle(call.model.id, call.chain_id, call.step_index, started, error)
 
@@ -121,7 +121,7 @@ class ChatActivities:
             await self._relay(call, key, assembler)
         except Exception as exc:
             error = await self._stream_failure(exc, call, key, assembler)
-            await self._settle(call, started, error)
+            await self._settle(call, started, exc if error is None else error)
             if error is None:
                 raise
             raise _failure(error) from None

@@ -50,10 +50,18 @@ class AttemptGuard:
         chain_id: str | None,
         step_index: int,
         started: float,
-        error: GatewayError | None,
+        error: BaseException | None,
     ) -> None:
-        """Record one attempt's outcome in the breaker and the metrics."""
-        healthy = True if error is None else health_signal(error)
+        """Record one attempt's outcome in the breaker and the metrics.
+
+        An exception that is no GatewayError (an upstream answer nothing could read, a
+        bug) is a failed attempt: unhealthy for the breaker, named in the metrics.
+        """
+        healthy: bool | None = False
+        if error is None:
+            healthy = True
+        elif isinstance(error, GatewayError):
+            healthy = health_signal(error)
         if healthy is not None:
             await self._breaker.record(model_id, healthy)
         outcome = "ok" if error is None else type(error).__name__

@@ -71,3 +71,4 @@ async def test_put_accepts_the_document_get_returned(
     wrong = await gateway.admin.put(f"/admin/{kind}/{entity_id}", json={**read, "id": "other"})
     assert wrong.status_code == 400
     assert wrong.json()["error"]["param"] == "id"
+
