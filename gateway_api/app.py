@@ -16,6 +16,7 @@ from gateway_api.routers import (
     chat,
     embeddings,
     health,
+    ingestion,
     knowledge_bases,
     models,
     operations,
@@ -56,6 +57,7 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
         admin.router,
         operations.router,
         knowledge_bases.router,
+        ingestion.router,
     ):
         app.include_router(router)
     return app

@@ -1,4 +1,4 @@
-"""The `pmp-gateway` command: serve (embedded default), api, worker, export, import."""
+"""The `pmp-gateway` command: serve (embedded default), api, worker, export, import, ingest."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from gateway_api.config_cli import (
     import_command,
     read_config_file,
 )
+from gateway_api.ingest_cli import add_ingest_command, run_ingest_command
 from gateway_core.auth.keys import ADMIN_KEY_FILE
 from gateway_core.config import Settings
 from gateway_core.config_io import GatewayConfig
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
                 "--config", type=Path, help="apply this YAML/JSON configuration at start-up"
             )
     _add_config_commands(commands)
+    add_ingest_command(commands)
     commands.add_parser("version", help="print the version")
     args = parser.parse_args(argv)
     if args.command == "version":
@@ -193,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command in ("export", "import"):
         _run_config_command(args)
+    if args.command == "ingest":
+        sys.exit(run_ingest_command(args))
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
     # Keys, prompts and answers live in the data dir: nothing in it is for other users.

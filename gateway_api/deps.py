@@ -18,6 +18,7 @@ from gateway_api.services.config_admin import ConfigAdmin
 from gateway_api.services.credentials import CredentialProviders
 from gateway_api.services.embeddings import EmbeddingService
 from gateway_api.services.entities import EntityServices
+from gateway_api.services.ingestion import IngestionService
 from gateway_api.services.knowledge import KnowledgeService
 from gateway_api.services.model_health import ModelHealth
 from gateway_api.services.operations import OperationsService
@@ -89,6 +90,10 @@ def knowledge_service(request: Request) -> KnowledgeService:
     return _services(request).knowledge
 
 
+def ingestion_service(request: Request) -> IngestionService:
+    return _services(request).ingestion
+
+
 StorageDep = Annotated[StorageGroup, Depends(storage)]
 CacheDep = Annotated[ResponseCacheService, Depends(cache_service)]
 MetricsDep = Annotated[GatewayMetrics, Depends(metrics_registry)]
@@ -102,6 +107,7 @@ ConfigAdminDep = Annotated[ConfigAdmin, Depends(config_admin)]
 ModelHealthDep = Annotated[ModelHealth, Depends(model_health)]
 CredentialsDep = Annotated[CredentialProviders, Depends(credential_providers)]
 KnowledgeDep = Annotated[KnowledgeService, Depends(knowledge_service)]
+IngestionDep = Annotated[IngestionService, Depends(ingestion_service)]
 ServicesDep = Annotated[Services, Depends(_services)]
 
 

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     auth_cache_ttl_s: float = Field(default=5.0, ge=0)
     usage_flush_interval_s: float = Field(default=2.0, gt=0)
 
+    # Ingestion uploads: each file, and all of one request's content, at most this many
+    # bytes (413 beyond); the staged bytes of runs that never cleaned up expire after a TTL.
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_ingest_request_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    ingestion_blob_ttl_hours: float = Field(default=72.0, gt=0)
+    ingestion_concurrency: int = Field(default=4, ge=1, le=64)
+
     upstream_connect_timeout_s: float = Field(default=10.0, gt=0)
     upstream_max_connections: int = Field(default=200, ge=1)
     default_max_retries: int = Field(default=2, ge=0, le=10)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -12,17 +12,22 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from activities.callbacks import CallbackActivities
 from activities.chat import ChatActivities
 from activities.embeddings import EmbeddingActivities
+from activities.ingestion import IngestionActivities
 from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.config import Settings
 from gateway_core.credentials.sources import build_resolver
+from gateway_core.knowledge.backend import KnowledgeBackend
 from gateway_core.metrics import GatewayMetrics
 from gateway_core.providers.registry import ProviderRegistry, build_http_client
+from gateway_core.storage.blobs import BlobStore
+from gateway_core.storage.database import Pool
 from gateway_core.streaming.bus import StreamBus
 from workflows.callback import CallbackWorkflow
 from workflows.chat import ChatWorkflow
 from workflows.embeddings import EmbeddingWorkflow
+from workflows.ingestion import IngestionWorkflow
 
-WORKFLOWS = [ChatWorkflow, CallbackWorkflow, EmbeddingWorkflow]
+WORKFLOWS = [ChatWorkflow, CallbackWorkflow, EmbeddingWorkflow, IngestionWorkflow]
 
 
 def build_worker(
@@ -31,6 +36,7 @@ def build_worker(
     chat: ChatActivities,
     callbacks: CallbackActivities,
     embeddings: EmbeddingActivities,
+    ingestion: IngestionActivities,
 ) -> Worker:
     """A worker for every gateway workflow.
 
@@ -42,7 +48,17 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[chat.complete, chat.stream, callbacks.deliver, embeddings.embed],
+        activities=[
+            chat.complete,
+            chat.stream,
+            callbacks.deliver,
+            embeddings.embed,
+            ingestion.parse,
+            ingestion.chunk,
+            ingestion.embed_batch,
+            ingestion.upsert,
+            ingestion.cleanup,
+        ],
         workflow_runner=UnsandboxedWorkflowRunner(),
         max_concurrent_workflow_tasks=200,
         max_concurrent_activities=500,
@@ -61,6 +77,8 @@ async def running_worker(
     breaker: CircuitBreaker,
     metrics: GatewayMetrics,
     callback_secret: bytes,
+    pool: Pool,
+    knowledge_backends: Mapping[str, KnowledgeBackend],
 ) -> AsyncIterator[Worker]:
     """Run the worker with its own upstream connection pool until the block exits."""
     http = build_http_client(settings.upstream_connect_timeout_s, settings.upstream_max_connections)
@@ -70,7 +88,13 @@ async def running_worker(
         chat = ChatActivities(providers, resolver, bus, breaker, metrics)
         callbacks = CallbackActivities(http, callback_secret)
         embeddings = EmbeddingActivities(providers, resolver, breaker, metrics)
-        worker = build_worker(client, settings.temporal_task_queue, chat, callbacks, embeddings)
+        blobs = BlobStore(pool)
+        # Blobs of runs that never reached their clean-up (terminated, or lost).
+        await blobs.sweep(settings.ingestion_blob_ttl_hours)
+        ingestion = IngestionActivities(blobs, knowledge_backends, embeddings)
+        worker = build_worker(
+            client, settings.temporal_task_queue, chat, callbacks, embeddings, ingestion
+        )
         async with worker:
             yield worker
     finally:

@@ -172,7 +172,8 @@ async def _truncate(runtime: Runtime) -> None:
     async with runtime.storage.pool.connection() as conn:
         await conn.execute(
             "TRUNCATE api_keys, api_key_usage, models, model_versions, chains, chain_versions,"
-            " prompts, prompt_versions, semantic_cache, knowledge_bases, knowledge_base_versions"
+            " prompts, prompt_versions, semantic_cache, knowledge_bases, knowledge_base_versions,"
+            " ingestion_blobs"
         )
         # The pgvector backend's per-knowledge-base tables.
         await conn.execute("DROP SCHEMA IF EXISTS knowledge CASCADE; CREATE SCHEMA knowledge")

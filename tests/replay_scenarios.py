@@ -1,7 +1,7 @@
 """One run per workflow branch, driven as users drive the gateway, for the replay tests.
 
-Each scenario makes the gateway take one branch of ChatWorkflow, EmbeddingWorkflow or
-CallbackWorkflow, checks that it did, and returns the ended run's history
+Each scenario makes the gateway take one branch of ChatWorkflow, EmbeddingWorkflow,
+IngestionWorkflow or CallbackWorkflow, checks that it did, and returns the ended run's history
 (tests/integration/test_replay.py replays it and, with PMP_RECORD_HISTORIES=1, stores it
 in tests/histories).
 """
@@ -328,6 +328,30 @@ async def embeddings_fallback(rig: Rig) -> WorkflowHistory:
     return await rig.history(raw.headers["x-pmp-run-id"])
 
 
+# -- IngestionWorkflow ----------------------------------------------------------------
+
+
+async def ingestion_partial(rig: Rig) -> WorkflowHistory:
+    """Two documents, one ingested and one that fails to parse: a partial answer."""
+    local = {"provider": "local", "model": "wordllama", "kind": "embedding", "dimensions": 256}
+    created = await rig.gateway.admin.post("/admin/models", json={"id": "emb", **local})
+    assert created.status_code == 201, created.text
+    kb = {"id": "kb", "name": "kb", "embedding_model_id": "emb"}
+    created = await rig.gateway.admin.post("/admin/knowledge-bases", json=kb)
+    assert created.status_code == 201, created.text
+    sources = [
+        {"filename": "notes.md", "content": "# Notes\n\nReplay me, paragraph one.\n\nTwo."},
+        {"filename": "empty.txt", "content": ""},
+    ]
+    answer = await rig.gateway.admin.post(
+        "/v1/knowledge-bases/kb/ingest",
+        json={"sources": sources, "options": {"batch_size": 1, "chunker": {"chunk_size": 50}}},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "partial"
+    return await rig.history(answer.headers["x-pmp-run-id"])
+
+
 # -- CallbackWorkflow -----------------------------------------------------------------
 
 
@@ -405,6 +429,7 @@ SCENARIOS: dict[str, Build] = {
         chat_cancelled_with_callback,
         embeddings_plain,
         embeddings_fallback,
+        ingestion_partial,
         callback_delivered,
         callback_failed,
     )

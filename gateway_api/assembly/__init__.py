@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+from temporalio.worker import Worker
 
 from gateway_api.assembly.factories import (
     build_providers,
@@ -14,7 +16,14 @@ from gateway_api.assembly.factories import (
     open_storage,
     open_temporal,
 )
-from gateway_api.assembly.groups import Mode, Runtime
+from gateway_api.assembly.groups import (
+    KnowledgeGroup,
+    Mode,
+    ProvidersGroup,
+    Runtime,
+    StorageGroup,
+    TemporalGroup,
+)
 from gateway_api.services.background import Background
 from gateway_core.auth.secrets import KeyHasher, load_or_create_secret
 from gateway_core.callbacks import derive_callback_secret
@@ -24,6 +33,27 @@ from gateway_core.streaming.bus import InProcessStreamBus
 from temporal_workers.worker import running_worker
 
 __all__ = ["Mode", "Runtime", "open_runtime"]
+
+
+def _worker(
+    settings: Settings,
+    temporal: TemporalGroup,
+    providers: ProvidersGroup,
+    secret: bytes,
+    storage: StorageGroup,
+    knowledge: KnowledgeGroup,
+) -> AbstractAsyncContextManager[Worker]:
+    """The in-process worker of `serve` and `worker` modes, on this process's clients."""
+    return running_worker(
+        settings,
+        temporal.runs.client,
+        providers.bus or InProcessStreamBus(),
+        providers.breaker,
+        providers.metrics,
+        derive_callback_secret(secret),
+        storage.pool,
+        knowledge.backends,
+    )
 
 
 @asynccontextmanager
@@ -48,16 +78,12 @@ async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterato
         temporal = await open_temporal(settings, stack, mode)
         redis = await open_redis(settings, stack)
         providers = build_providers(settings, redis, mode)
+        # Before the worker: its ingestion activities store through the same backends
+        # (Qdrant's local mode locks its folder, so API and worker must share one client).
+        knowledge = await open_knowledge(settings, stack, storage)
         if mode in ("serve", "worker"):
             await stack.enter_async_context(
-                running_worker(
-                    settings,
-                    temporal.runs.client,
-                    providers.bus or InProcessStreamBus(),
-                    providers.breaker,
-                    providers.metrics,
-                    derive_callback_secret(secret),
-                )
+                _worker(settings, temporal, providers, secret, storage, knowledge)
             )
         auth = await open_auth(settings, stack, storage, hasher, redis, mode)
         background = Background()
@@ -70,6 +96,6 @@ async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterato
             temporal=temporal,
             cache=await open_cache(settings, stack, storage, redis, mode),
             providers=providers,
-            knowledge=await open_knowledge(settings, stack, storage),
+            knowledge=knowledge,
             background=background,
         )

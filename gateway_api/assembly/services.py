@@ -12,6 +12,7 @@ from gateway_api.services.config_admin import ConfigAdmin
 from gateway_api.services.credentials import CredentialProviders
 from gateway_api.services.embeddings import EmbeddingService
 from gateway_api.services.entities import EntityServices, PromptService, VersionedEntityService
+from gateway_api.services.ingestion import IngestionService, UploadLimits
 from gateway_api.services.knowledge import KnowledgeBackends, KnowledgeService
 from gateway_api.services.knowledge_admin import KnowledgeBaseAdmin
 from gateway_api.services.limits import RateLimitGate
@@ -21,6 +22,7 @@ from gateway_api.services.prompt_refs import PromptReferences
 from gateway_api.services.readiness import Readiness
 from gateway_api.services.routing import Router
 from gateway_core.providers.local import LocalEmbedder
+from gateway_core.storage.blobs import BlobStore
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Services:
     credentials: CredentialProviders
     embeddings: EmbeddingService
     knowledge: KnowledgeService
+    ingestion: IngestionService
 
 
 def _chat_service(
@@ -72,6 +75,22 @@ def _embedding_service(runtime: Runtime, router: Router, limits: RateLimitGate) 
     )
 
 
+def _ingestion_service(
+    runtime: Runtime, knowledge: KnowledgeService, router: Router
+) -> IngestionService:
+    settings = runtime.settings
+    return IngestionService(
+        knowledge=knowledge,
+        router=router,
+        blobs=BlobStore(runtime.storage.pool),
+        runs=runtime.temporal.runs,
+        limits=UploadLimits(
+            per_file=settings.max_upload_bytes, per_request=settings.max_ingest_request_bytes
+        ),
+        concurrency=settings.ingestion_concurrency,
+    )
+
+
 def build_services(runtime: Runtime) -> Services:
     storage, auth = runtime.storage, runtime.auth
     cache = ResponseCacheService(runtime.cache, runtime.providers.metrics)
@@ -86,6 +105,12 @@ def build_services(runtime: Runtime) -> Services:
         knowledge_bases=KnowledgeBaseAdmin(
             storage.knowledge_bases, KnowledgeBackends(runtime.knowledge.backends), embeddings
         ),
+    )
+    knowledge = KnowledgeService(
+        repository=storage.knowledge_bases,
+        backends=KnowledgeBackends(runtime.knowledge.backends),
+        embedder=embeddings,
+        limits=limits,
     )
     return Services(
         chat=chat,
@@ -107,10 +132,6 @@ def build_services(runtime: Runtime) -> Services:
         ),
         credentials=CredentialProviders(runtime.settings),
         embeddings=embeddings,
-        knowledge=KnowledgeService(
-            repository=storage.knowledge_bases,
-            backends=KnowledgeBackends(runtime.knowledge.backends),
-            embedder=embeddings,
-            limits=limits,
-        ),
+        knowledge=knowledge,
+        ingestion=_ingestion_service(runtime, knowledge, router),
     )

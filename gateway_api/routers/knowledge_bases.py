@@ -128,10 +128,19 @@ async def list_documents_by_body(
 
 @router.delete("/{kb_id}/documents")
 async def delete_matching_documents(
-    kb_id: str, body: FilterBody, http: Request, knowledge: KnowledgeDep, caller: AuthenticatedDep
+    kb_id: str,
+    http: Request,
+    knowledge: KnowledgeDep,
+    caller: AuthenticatedDep,
+    body: FilterBody | None = None,
+    document_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> dict[str, Any]:
-    """Delete every document the body's `filter` matches."""
-    return await knowledge.delete_matching(caller, kb_id, body.filter, response_headers(http))
+    """`?document_id=` deletes every chunk of an ingested source; otherwise every
+    document the body's `filter` matches."""
+    if document_id is not None:
+        return await knowledge.delete_source(caller, kb_id, document_id, response_headers(http))
+    raw_filter = body.filter if body is not None else None
+    return await knowledge.delete_matching(caller, kb_id, raw_filter, response_headers(http))
 
 
 @router.get("/{kb_id}/documents/{document_id}")

@@ -31,7 +31,7 @@ from gateway_core.errors import (
 )
 from gateway_core.knowledge.backend import KnowledgeBackend, SearchQuery
 from gateway_core.knowledge.embedding import TextEmbedder
-from gateway_core.knowledge.filters import Filter, parse_filter
+from gateway_core.knowledge.filters import Condition, Filter, parse_filter
 from gateway_core.storage.knowledge_bases import KnowledgeBaseRepository
 
 _CHARS_PER_TOKEN = 4
@@ -142,7 +142,9 @@ class SearchRequest:
 
 
 @dataclass(frozen=True)
-class _Resolved:
+class ResolvedKnowledgeBase:
+    """An enabled knowledge base the caller may use, with its backend."""
+
     kb: KnowledgeBase
     ref: KnowledgeBaseRef
     backend: KnowledgeBackend
@@ -166,7 +168,7 @@ class KnowledgeService:
 
     async def _resolve(
         self, caller: Caller, kb_id: str, headers: dict[str, str], *, tokens: int = 0
-    ) -> _Resolved:
+    ) -> ResolvedKnowledgeBase:
         # Limits first (every answer carries the x-ratelimit-* headers), then the
         # permission, so a key learns nothing of knowledge bases it may not use.
         await self._limits.admit(caller, tokens=tokens, headers=headers)
@@ -180,7 +182,16 @@ class KnowledgeService:
                 code="knowledge_base_not_found",
             )
         backend = self._backends.for_kb(kb)
-        return _Resolved(kb, await kb_ref(self._repository, kb), backend)
+        return ResolvedKnowledgeBase(kb, await kb_ref(self._repository, kb), backend)
+
+    async def resolve_writable(
+        self, caller: Caller, kb_id: str, headers: dict[str, str]
+    ) -> ResolvedKnowledgeBase:
+        """The knowledge base a write goes to: past limits, permission, existence, and
+        the read-only check (405 for Bedrock)."""
+        found = await self._resolve(caller, kb_id, headers)
+        refuse_read_only(found.kb, found.backend)
+        return found
 
     async def list_knowledge_bases(self, caller: Caller, headers: dict[str, str]) -> dict[str, Any]:
         """The enabled knowledge bases this key may search."""
@@ -264,6 +275,19 @@ class KnowledgeService:
             found.ref, parse_filter(raw_filter, path="filter")
         )
         return {"object": "knowledge_base.documents.deleted", "deleted": deleted}
+
+    async def delete_source(
+        self, caller: Caller, kb_id: str, document_id: str, headers: dict[str, str]
+    ) -> dict[str, Any]:
+        """Delete every chunk an ingestion stored for `document_id` (its metadata's)."""
+        found = await self.resolve_writable(caller, kb_id, headers)
+        match = Condition(field="document_id", operator="eq", value=document_id)
+        deleted = await found.backend.delete_matching(found.ref, match)
+        return {
+            "object": "knowledge_base.documents.deleted",
+            "document_id": document_id,
+            "deleted": deleted,
+        }
 
     async def search(
         self, caller: Caller, kb_id: str, request: SearchRequest, headers: dict[str, str]

@@ -11,13 +11,20 @@ import contextlib
 import time
 from typing import Any
 
-from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import (
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError
 
 from gateway_api.services.run_client import RunClient
 from gateway_core import error_codec
 from gateway_core.auth.service import Caller
 from gateway_core.domain.chat import ChatResult
+from gateway_core.domain.ingestion import OPERATION_TYPE as INGESTION
+from gateway_core.domain.ingestion import PROGRESS_QUERY, IngestionProgress, IngestionResult
 from gateway_core.domain.operations import (
     OWNER_ATTRIBUTE,
     TYPE_ATTRIBUTE,
@@ -166,13 +173,34 @@ class OperationsService:
             updated_at=int((description.close_time or created).timestamp()),
         )
         if status == "completed":
-            result = await self._runs.result(self._runs.handle(operation_id, ChatResult))
-            document.result = response_with_metadata(result, operation_id)
+            document.result = await self._result(document)
         elif status in ("failed", "cancelled"):
             document.error = error_codec.operation_error(await self._runs.failure(operation_id))
+        elif document.type == INGESTION:
+            document.progress = await self._ingestion_progress(operation_id)
         if await description.memo_value(CALLBACK_MEMO, default=False):
             document.callback = await self._callback_state(operation_id)
         return document
+
+    async def _result(self, document: OperationDoc) -> dict[str, Any]:
+        """A completed operation's result, in the shape its synchronous call answers."""
+        operation_id = document.operation_id
+        if document.type == INGESTION:
+            handle = self._runs.handle(operation_id, IngestionResult)
+            return (await self._runs.result(handle)).answer()
+        result = await self._runs.result(self._runs.handle(operation_id, ChatResult))
+        return response_with_metadata(result, operation_id)
+
+    async def _ingestion_progress(self, operation_id: str) -> dict[str, Any] | None:
+        """A running ingestion's `progress` query (None when no worker answers it now)."""
+        handle = self._runs.handle(operation_id, IngestionResult)
+        try:
+            progress: IngestionProgress = await handle.query(
+                PROGRESS_QUERY, result_type=IngestionProgress
+            )
+        except (RPCError, WorkflowQueryFailedError):
+            return None
+        return progress.model_dump()
 
     async def _callback_state(self, operation_id: str) -> dict[str, Any] | None:
         run_id = callback_run_id(operation_id)

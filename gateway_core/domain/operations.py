@@ -35,6 +35,8 @@ class OperationDoc(BaseModel):
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     callback: dict[str, Any] | None = None
+    # While an ingestion runs: documents_done, documents_total, chunks_stored (its query).
+    progress: dict[str, Any] | None = None
 
 
 class CallbackInput(BaseModel):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ParserName = Literal["auto", "text", "markdown", "html", "json", "pdf", "docx"]
 ChunkStrategy = Literal["fixed", "sentence", "paragraph", "recursive"]
@@ -46,6 +46,19 @@ class ChunkerOptions(BaseModel):
     strategy: ChunkStrategy = "recursive"
     chunk_size: int = Field(default=1000, ge=50, le=20_000)
     chunk_overlap: int = Field(default=200, ge=0, le=5_000)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Self:
+        refuse_overlap_not_below_size(self.chunk_size, self.chunk_overlap)
+        return self
+
+
+def refuse_overlap_not_below_size(chunk_size: int, chunk_overlap: int) -> None:
+    """An overlap as long as the chunk would leave no room to move forward: refused."""
+    if chunk_overlap >= chunk_size:
+        raise ValueError(
+            f"chunk_overlap ({chunk_overlap}) must be smaller than chunk_size ({chunk_size})"
+        )
 
 
 class Chunk(BaseModel):

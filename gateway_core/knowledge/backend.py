@@ -78,6 +78,18 @@ class KnowledgeBackend(Protocol):
 
     async def count(self, kb: KnowledgeBaseRef) -> int: ...
 
+    async def replace_source(
+        self, kb: KnowledgeBaseRef, document_id: str, documents: Sequence[EmbeddedDocument]
+    ) -> None:
+        """Delete every document whose `metadata.document_id` is `document_id`, then store
+        `documents` (the chunks of that source's new version); atomic where the backend
+        has transactions (pgvector), so a search sees the old chunks or the new ones."""
+        ...
+
+    async def source_hash(self, kb: KnowledgeBaseRef, document_id: str) -> str | None:
+        """The `metadata.content_hash` stored with a source's chunks, None if none are."""
+        ...
+
     # `builtins.list`: inside this class `list` is the method above.
     async def search(self, kb: KnowledgeBaseRef, query: SearchQuery) -> builtins.list[SearchHit]:
         """At most `top_k` hits best first, each at least `similarity_threshold`.

@@ -190,6 +190,14 @@ class BedrockKnowledgeBackend:
     async def count(self, kb: KnowledgeBaseRef) -> int:
         raise read_only_error("counting documents (the Retrieve API only searches)")
 
+    async def replace_source(
+        self, kb: KnowledgeBaseRef, document_id: str, documents: Sequence[EmbeddedDocument]
+    ) -> None:
+        raise read_only_error("ingesting documents")
+
+    async def source_hash(self, kb: KnowledgeBaseRef, document_id: str) -> str | None:
+        raise read_only_error("ingesting documents")
+
     async def search(self, kb: KnowledgeBaseRef, query: SearchQuery) -> Hits:
         search_type = _SEARCH_TYPES.get(query.mode)
         if search_type is None:

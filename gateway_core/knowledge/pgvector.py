@@ -191,6 +191,39 @@ class PgvectorBackend:
                 ]
                 await cursor.executemany(statement, rows)
 
+    async def replace_source(
+        self, kb: KnowledgeBaseRef, document_id: str, documents: Sequence[EmbeddedDocument]
+    ) -> None:
+        """The source's old chunks out and its new ones in, in one transaction.
+
+        Under READ COMMITTED a search statement sees the table as of its start: either
+        before the commit (all old chunks) or after it (all new ones), never a mixture.
+        """
+        table = self._table(kb)
+        delete = sql.SQL("DELETE FROM {} WHERE metadata @> %s").format(table)
+        insert = sql.SQL(
+            "INSERT INTO {} (id, content, metadata, embedding) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content,"
+            " metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding"
+        ).format(table)
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            await cursor.execute(delete, (Jsonb({"document_id": document_id}),))
+            for start in range(0, len(documents), UPSERT_BATCH):
+                rows = [
+                    (doc.id, doc.content, Jsonb(doc.metadata), Vector(doc.embedding))
+                    for doc in documents[start : start + UPSERT_BATCH]
+                ]
+                await cursor.executemany(insert, rows)
+
+    async def source_hash(self, kb: KnowledgeBaseRef, document_id: str) -> str | None:
+        statement = sql.SQL(
+            "SELECT metadata->>'content_hash' AS hash FROM {} WHERE metadata @> %s LIMIT 1"
+        ).format(self._table(kb))
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(statement, (Jsonb({"document_id": document_id}),))
+            row = await cursor.fetchone()
+        return None if row is None else row["hash"]
+
     async def get(self, kb: KnowledgeBaseRef, document_id: str) -> StoredDocument | None:
         statement = sql.SQL("SELECT id, content, metadata FROM {} WHERE id = %s").format(
             self._table(kb)

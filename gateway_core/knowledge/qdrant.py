@@ -226,6 +226,54 @@ class QdrantBackend:
             batch = points[start : start + _UPSERT_BATCH]
             await self._call(client.upsert(name, points=batch, wait=True))
 
+    async def replace_source(
+        self, kb: KnowledgeBaseRef, document_id: str, documents: Sequence[EmbeddedDocument]
+    ) -> None:
+        """Upsert the new chunks, then delete the source's points that are not among them.
+
+        Qdrant has no transactions: in between, a search may see new chunks beside old
+        ones of higher index (never nothing); the README says so.
+        """
+        await self.upsert(kb, documents)
+        keep = {point_id(document.id) for document in documents}
+        leftovers = [
+            record.id
+            async for record in self._source_points(kb, document_id, payload=False)
+            if str(record.id) not in keep
+        ]
+        await self._delete_points(kb, leftovers)
+
+    async def source_hash(self, kb: KnowledgeBaseRef, document_id: str) -> str | None:
+        async for record in self._source_points(kb, document_id, payload=["metadata"]):
+            metadata = (record.payload or {}).get("metadata") or {}
+            found = metadata.get("content_hash")
+            return str(found) if found is not None else None
+        return None
+
+    async def _source_points(
+        self, kb: KnowledgeBaseRef, document_id: str, payload: PayloadSelector
+    ) -> AsyncIterator[models.Record]:
+        """Every point whose `metadata.document_id` is `document_id`."""
+        match = models.FieldCondition(
+            key="metadata.document_id", match=models.MatchValue(value=document_id)
+        )
+        client, name = await self._client(kb), collection_name(kb)
+        offset: Any = None
+        while True:
+            records, offset = await self._call(
+                client.scroll(
+                    name,
+                    scroll_filter=models.Filter(must=[match]),
+                    limit=_SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=payload,
+                )
+            )
+            for record in records:
+                yield record
+            if offset is None:
+                return
+
     async def get(self, kb: KnowledgeBaseRef, document_id: str) -> StoredDocument | None:
         client, name = await self._client(kb), collection_name(kb)
         records = await self._call(client.retrieve(name, ids=[point_id(document_id)]))

@@ -40,8 +40,8 @@ FAILED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
 CANCELED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED
 CHILD_STARTED = EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
 
-# Every branch of workflows/chat.py, embeddings.py and callback.py; CI fails without its
-# history.
+# Every branch of workflows/chat.py, embeddings.py, ingestion.py and callback.py; CI fails
+# without its history.
 EXPECTED: dict[str, Expected] = {
     "chat_plain": Expected(COMPLETED),
     "chat_stream": Expected(COMPLETED),
@@ -57,6 +57,7 @@ EXPECTED: dict[str, Expected] = {
     "chat_cancelled_with_callback": Expected(CANCELED, starts_callback=True),
     "embeddings_plain": Expected(COMPLETED),
     "embeddings_fallback": Expected(COMPLETED),
+    "ingestion_partial": Expected(COMPLETED),
     "callback_delivered": Expected(COMPLETED),
     "callback_failed": Expected(COMPLETED),
 }

@@ -1,0 +1,1 @@
+"""One module per document format; `gateway_core.ingestion.parsers.parse` chooses among them."""
