@@ -71,4 +71,3 @@ async def test_put_accepts_the_document_get_returned(
     wrong = await gateway.admin.put(f"/admin/{kind}/{entity_id}", json={**read, "id": "other"})
     assert wrong.status_code == 400
     assert wrong.json()["error"]["param"] == "id"
-
