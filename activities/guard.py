@@ -15,12 +15,15 @@ from gateway_core.errors import (
     GatewayError,
     UpstreamBadRequestError,
     UpstreamError,
+    UpstreamModelNotFoundError,
 )
 from gateway_core.metrics import GatewayMetrics
 
 
 def health_signal(error: GatewayError) -> bool | None:
     """What a failure says about the model: False unhealthy, True alive, None nothing."""
+    if isinstance(error, UpstreamModelNotFoundError):
+        return False  # every call to it will fail the same way: let the breaker open
     if isinstance(error, UpstreamBadRequestError):
         return True  # it answered; the request was at fault
     if isinstance(error, UpstreamError):

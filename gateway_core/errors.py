@@ -125,6 +125,13 @@ class UpstreamBadRequestError(UpstreamError):
     error_type = "invalid_request_error"
 
 
+class UpstreamModelNotFoundError(UpstreamBadRequestError):
+    """The upstream does not know the model or deployment (404): this step cannot answer,
+    but another model of the chain may, so the chain falls back (unlike a bad request)."""
+
+    default_code = "upstream_model_not_found"
+
+
 class UpstreamRateLimitError(UpstreamError):
     status_code = 429
     error_type = "rate_limit_error"

@@ -54,7 +54,13 @@ CHAIN_ENDING_ERRORS: tuple[FailureKind, ...] = (
     "StreamInterruptedError",
     "InvalidRequestError",
 )
-NON_RETRYABLE_ERRORS: list[str] = [*CHAIN_ENDING_ERRORS, "ConfigurationError", "CircuitOpenError"]
+NON_RETRYABLE_ERRORS: list[str] = [
+    *CHAIN_ENDING_ERRORS,
+    "ConfigurationError",
+    "CircuitOpenError",
+    # The model is gone upstream: retrying it is pointless, the next model may answer.
+    "UpstreamModelNotFoundError",
+]
 # The activity enforces the latency limit itself (a clear, counted timeout error); the
 # Temporal timeout is the backstop for an attempt that does not even manage that.
 BACKSTOP = timedelta(seconds=2)

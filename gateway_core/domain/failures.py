@@ -29,6 +29,7 @@ GatewayKind = Literal[
 UpstreamKind = Literal[
     "UpstreamError",
     "UpstreamBadRequestError",
+    "UpstreamModelNotFoundError",
     "UpstreamRateLimitError",
     "UpstreamTimeoutError",
     "StreamInterruptedError",

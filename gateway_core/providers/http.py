@@ -12,6 +12,7 @@ import httpx
 from gateway_core.errors import (
     UpstreamBadRequestError,
     UpstreamError,
+    UpstreamModelNotFoundError,
     UpstreamRateLimitError,
     UpstreamTimeoutError,
 )
@@ -67,6 +68,8 @@ def error_for_status(
         return UpstreamError(
             message, retryable=True, upstream_status=status, retry_after_s=retry_after
         )
+    if status == 404:
+        return UpstreamModelNotFoundError(message, retryable=False, upstream_status=status)
     if status in _CLIENT_STATUS:
         return UpstreamBadRequestError(message, retryable=False, upstream_status=status)
     return UpstreamError(message, retryable=False, upstream_status=status)

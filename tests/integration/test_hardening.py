@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import openai
 import pytest
 
 from tests.conftest import Gateway
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
 
 async def test_access_log_duration_is_the_request_time_in_milliseconds(
@@ -71,3 +72,27 @@ async def test_put_accepts_the_document_get_returned(
     wrong = await gateway.admin.put(f"/admin/{kind}/{entity_id}", json={**read, "id": "other"})
     assert wrong.status_code == 400
     assert wrong.json()["error"]["param"] == "id"
+
+
+async def test_an_upstream_404_falls_back_while_a_bad_request_still_ends_the_chain(
+    gateway: Gateway, upstream: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    await gateway.add_model("primary", upstream)
+    await gateway.add_model("backup", backup)
+    chain = {
+        "id": "gone-then-backup",
+        "name": "404 falls back",
+        "steps": [{"model_id": "primary", "max_retries": 2}, {"model_id": "backup"}],
+    }
+    assert (await gateway.admin.post("/admin/chains", json=chain)).status_code == 201
+    messages = [{"role": "user", "content": "hi"}]
+    upstream.enqueue(Scenario(status=404, error_message="The model `gpt-x` does not exist"))
+    raw = await gateway.openai().chat.completions.with_raw_response.create(
+        model="gone-then-backup", messages=messages
+    )
+    assert raw.headers["x-pmp-served-by"] == "backup"
+    assert len(upstream.requests) == 1  # a gone model is not retried
+    upstream.enqueue(Scenario(status=400))
+    with pytest.raises(openai.BadRequestError):
+        await gateway.openai().chat.completions.create(model="gone-then-backup", messages=messages)
+    assert len(backup.requests) == 1  # the bad request did not reach the backup
