@@ -40,8 +40,9 @@ class AttemptGuard:
 
     async def admit(self, model_id: str) -> None:
         """Raise the (non-retryable) activity failure when the model's breaker is open."""
-        if not await self._breaker.allow(model_id):
-            self._metrics.observe_breaker(model_id, "open")
+        admission = await self._breaker.admit(model_id)
+        self._metrics.observe_breaker(model_id, admission.state)
+        if not admission.allowed:
             raise application_error(
                 CircuitOpenError(f"circuit breaker of model {model_id!r} is open", retryable=False),
                 attempt=0,
@@ -66,7 +67,8 @@ class AttemptGuard:
         elif isinstance(error, GatewayError):
             healthy = health_signal(error)
         if healthy is not None:
-            await self._breaker.record(model_id, healthy)
+            state = await self._breaker.record(model_id, healthy)
+            self._metrics.observe_breaker(model_id, state)
         outcome = "ok" if error is None else type(error).__name__
         self._metrics.observe_attempt(
             model=model_id,

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -39,15 +39,27 @@ class BreakerStatus(BaseModel):
     open_until: float | None = None
 
 
+class Admission(NamedTuple):
+    """Whether a call may go out, and the breaker's state when it was asked."""
+
+    allowed: bool
+    state: State
+
+
 class CircuitBreaker(Protocol):
     """Shared by every process that calls upstreams (Redis) or by one process (memory)."""
 
-    async def allow(self, model_id: str) -> bool:
+    async def admit(self, model_id: str) -> Admission:
         """May a call to this model go out now? (In half-open, this takes a probe.)"""
         ...
 
-    async def record(self, model_id: str, success: bool) -> None:
-        """Count one call's outcome (only failures that say the model is unhealthy)."""
+    async def allow(self, model_id: str) -> bool:
+        """`admit(...).allowed`."""
+        ...
+
+    async def record(self, model_id: str, success: bool) -> State:
+        """Count one call's outcome (only failures that say the model is unhealthy);
+        the state it leaves the breaker in."""
         ...
 
     async def status(self, model_id: str) -> BreakerStatus: ...
@@ -80,12 +92,15 @@ class MemoryCircuitBreaker:
         return circuit
 
     async def allow(self, model_id: str) -> bool:
+        return (await self.admit(model_id)).allowed
+
+    async def admit(self, model_id: str) -> Admission:
         circuit = self._circuit(model_id)
         if circuit.state == "closed":
-            return True
+            return Admission(True, "closed")
         if circuit.state == "open":
             if self._clock() < circuit.open_until:
-                return False
+                return Admission(False, "open")
             circuit.state, circuit.probes_taken = "half_open", 0
         now = self._clock()
         # A probe whose outcome never came back (cancelled, worker lost) is a lease that
@@ -95,21 +110,22 @@ class MemoryCircuitBreaker:
         if circuit.probes_taken < self._config.probes:
             circuit.probes_taken += 1
             circuit.probe_at = now
-            return True
-        return False
+            return Admission(True, "half_open")
+        return Admission(False, "half_open")
 
-    async def record(self, model_id: str, success: bool) -> None:
+    async def record(self, model_id: str, success: bool) -> State:
         circuit = self._circuit(model_id)
         now = self._clock()
         if circuit.state == "half_open":
             if success:
                 self._circuits[model_id] = _Circuit()
-            else:
-                circuit.state, circuit.open_until = "open", now + self._config.cooldown_s
-            return
+                return "closed"
+            circuit.state, circuit.open_until = "open", now + self._config.cooldown_s
+            return "open"
         circuit.outcomes.append((now, success))
         if circuit.state == "closed" and not success and self._should_open(circuit):
             circuit.state, circuit.open_until = "open", now + self._config.cooldown_s
+        return circuit.state
 
     def _should_open(self, circuit: _Circuit) -> bool:
         total = len(circuit.outcomes)

@@ -12,16 +12,16 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from gateway_core.breaker.base import BreakerConfig, BreakerStatus, State
+from gateway_core.breaker.base import Admission, BreakerConfig, BreakerStatus, State
 
 # KEYS[1] state hash; ARGV: now, probes, cooldown
 _ALLOW = """
 local st = redis.call('HMGET', KEYS[1], 'state', 'open_until', 'probes_taken', 'probe_at')
 local state = st[1] or 'closed'
-if state == 'closed' then return 1 end
+if state == 'closed' then return {1, 'closed'} end
 local now = tonumber(ARGV[1])
 if state == 'open' then
-  if now < tonumber(st[2]) then return 0 end
+  if now < tonumber(st[2]) then return {0, 'open'} end
   redis.call('HSET', KEYS[1], 'state', 'half_open', 'probes_taken', 0)
   st[3] = '0'
 end
@@ -29,9 +29,9 @@ end
 if now - tonumber(st[4] or '0') >= tonumber(ARGV[3]) then st[3] = '0' end
 if tonumber(st[3] or '0') < tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'probes_taken', tonumber(st[3] or '0') + 1, 'probe_at', now)
-  return 1
+  return {1, 'half_open'}
 end
-return 0
+return {0, 'half_open'}
 """
 
 # KEYS[1] state hash, KEYS[2] bucket prefix; ARGV: now, success, window, ratio, min, cooldown
@@ -45,11 +45,11 @@ if state == 'half_open' then
     for s = math.floor(now) - math.floor(window), math.floor(now) do
       redis.call('DEL', KEYS[2] .. s)
     end
-  else
-    redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', now + tonumber(ARGV[6]))
+    return 'closed'
   end
+  redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', now + tonumber(ARGV[6]))
   redis.call('EXPIRE', KEYS[1], math.ceil(window + tonumber(ARGV[6])) * 2)
-  return state
+  return 'open'
 end
 local second = math.floor(now)
 local bucket = KEYS[2] .. second
@@ -116,15 +116,18 @@ class RedisCircuitBreaker:
         return [f"pmp:cb:{{{model_id}}}:state", f"pmp:cb:{{{model_id}}}:b:"]
 
     async def allow(self, model_id: str) -> bool:
-        allowed: Any = await self._allow(
+        return (await self.admit(model_id)).allowed
+
+    async def admit(self, model_id: str) -> Admission:
+        raw: Any = await self._allow(
             keys=self._keys(model_id)[:1],
             args=[self._clock(), self._config.probes, self._config.cooldown_s],
         )
-        return int(allowed) == 1
+        return Admission(int(raw[0]) == 1, _state(raw[1]))
 
-    async def record(self, model_id: str, success: bool) -> None:
+    async def record(self, model_id: str, success: bool) -> State:
         config = self._config
-        await self._record(
+        raw: Any = await self._record(
             keys=self._keys(model_id),
             args=[
                 self._clock(),
@@ -135,6 +138,7 @@ class RedisCircuitBreaker:
                 config.cooldown_s,
             ],
         )
+        return _state(raw)
 
     async def status(self, model_id: str) -> BreakerStatus:
         raw: Any = await self._status(
@@ -153,3 +157,11 @@ class RedisCircuitBreaker:
 
     async def reset(self, model_id: str) -> None:
         await self._reset(keys=self._keys(model_id), args=[self._clock(), self._config.window_s])
+
+
+def _state(raw: Any) -> State:
+    """A state name as a Lua script returned it (bytes from redis-py)."""
+    name = raw.decode() if isinstance(raw, bytes) else str(raw)
+    if name not in ("closed", "open", "half_open"):
+        raise ValueError(f"unknown circuit state {name!r}")
+    return cast(State, name)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
+from activities.guard import AttemptGuard
 from gateway_core.breaker.base import BreakerConfig, CircuitBreaker, MemoryCircuitBreaker
 from gateway_core.breaker.redis import RedisCircuitBreaker
+from gateway_core.errors import UpstreamError
+from gateway_core.metrics import GatewayMetrics
 
 CONFIG = BreakerConfig(failure_ratio=0.5, min_requests=4, window_s=10, cooldown_s=5, probes=1)
 
@@ -132,3 +136,28 @@ async def test_a_probe_that_never_reports_back_does_not_wedge_the_breaker(
     assert await breaker.allow(model)
     await breaker.record(model, True)
     assert (await breaker.status(model)).state == "closed"
+
+
+async def test_the_breaker_gauge_follows_every_state_closed_open_half_open_closed(
+    breaker_and_clock: tuple[CircuitBreaker, Clock],
+) -> None:
+    # Hardening 11: the gauge used to be set only on a refusal or a health read, so it
+    # never went back to closed and never showed half-open.
+    breaker, clock = breaker_and_clock
+    metrics = GatewayMetrics()
+    guard = AttemptGuard(breaker, metrics)
+    model = _model()
+
+    def gauge() -> float | None:
+        return metrics.registry.get_sample_value("pmp_circuit_breaker_state", {"model": model})
+
+    await guard.admit(model)
+    assert gauge() == 0  # closed
+    for _ in range(4):
+        await guard.settle(model, None, 0, time.monotonic(), UpstreamError("x", retryable=True))
+    assert gauge() == 2  # open
+    clock.now += CONFIG.cooldown_s + 1
+    await guard.admit(model)  # the probe
+    assert gauge() == 1  # half-open
+    await guard.settle(model, None, 0, time.monotonic(), None)
+    assert gauge() == 0  # closed again
