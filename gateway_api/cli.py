@@ -31,6 +31,7 @@ from gateway_core.auth.keys import ADMIN_KEY_FILE
 from gateway_core.config import Settings
 from gateway_core.config_io import GatewayConfig
 from gateway_core.logging import configure_logging
+from gateway_core.metrics import serving_metrics
 from gateway_core.process import StartupError
 
 
@@ -124,11 +125,14 @@ async def _run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_runtime(settings, "worker") as runtime:
-        print(
-            f"PMP worker polling {settings.temporal_task_queue} on {runtime.temporal.address}",
-            flush=True,
-        )
-        await stop.wait()
+        metrics = runtime.providers.metrics
+        with serving_metrics(metrics, settings.host, settings.worker_metrics_port) as port:
+            print(
+                f"PMP worker polling {settings.temporal_task_queue} on {runtime.temporal.address}"
+                + (f"; metrics on http://{settings.host}:{port}/metrics" if port else ""),
+                flush=True,
+            )
+            await stop.wait()
 
 
 def _add_config_commands(commands: Any) -> None:

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+
+from gateway_core.process import StartupError
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
@@ -84,3 +96,27 @@ class GatewayMetrics:
     def render(self) -> bytes:
         """The text exposition format for GET /metrics."""
         return generate_latest(self.registry)
+
+
+@contextmanager
+def serving_metrics(metrics: GatewayMetrics, host: str, port: int) -> Iterator[int | None]:
+    """Serve `GET /metrics` of a process that has no HTTP API (the worker); port 0: off.
+
+    Yields the port it listens on (None when off); stops the server on exit.
+    """
+    if port == 0:
+        yield None
+        return
+    try:
+        server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as error:
+        raise StartupError(
+            f"cannot serve worker metrics on {host}:{port} (PMP_WORKER_METRICS_PORT;"
+            f" 0 turns it off): {error.strerror}"
+        ) from None
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -8,6 +8,7 @@ import importlib.util
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -173,7 +174,7 @@ async def _truncate(runtime: Runtime) -> None:
         await conn.execute(
             "TRUNCATE api_keys, api_key_usage, models, model_versions, chains, chain_versions,"
             " prompts, prompt_versions, semantic_cache, knowledge_bases, knowledge_base_versions,"
-            " ingestion_blobs"
+            " ingestion_blobs, workflows, workflow_versions"
         )
         # The pgvector backend's per-knowledge-base tables.
         await conn.execute("DROP SCHEMA IF EXISTS knowledge CASCADE; CREATE SCHEMA knowledge")
@@ -257,3 +258,24 @@ async def gateway_process(settings: Settings, log_path: Path) -> AsyncIterator[s
         yield base_url
     finally:
         await stop(process, signal.SIGTERM, timeout_s=30)
+
+
+def start_worker_process(
+    settings: Settings, log: Path, *, metrics_port: int = 0, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`pmp-gateway worker` as its own OS process on the settings' Temporal and database."""
+    worker_env = {
+        **os.environ,
+        "PMP_TEMPORAL_ADDRESS": str(settings.temporal_address),
+        "PMP_DATABASE_URL": settings.database_url.get_secret_value()
+        if settings.database_url
+        else "",
+        "PMP_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "PMP_DATA_DIR": str(settings.data_dir),
+        "PMP_WORKER_METRICS_PORT": str(metrics_port),
+        **(env or {}),
+    }
+    worker_env.pop("PMP_REDIS_URL", None)
+    cli = str(Path(sys.executable).parent / "pmp-gateway")
+    with log.open("ab") as out:
+        return subprocess.Popen([cli, "worker"], env=worker_env, stdout=out, stderr=out)

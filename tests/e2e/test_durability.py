@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -20,27 +19,18 @@ import pytest
 from gateway_api.app import create_app
 from gateway_api.assembly import open_runtime
 from gateway_core.config import Settings
-from tests.conftest import ADMIN_KEY, UPSTREAM_KEY, UPSTREAM_KEY_ENV
+from gateway_core.process import free_port
+from tests.conftest import ADMIN_KEY, UPSTREAM_KEY, UPSTREAM_KEY_ENV, start_worker_process
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
 pytestmark = pytest.mark.e2e
 CLI = str(Path(sys.executable).parent / "pmp-gateway")
 
 
-def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PMP_TEMPORAL_ADDRESS": str(settings.temporal_address),
-        "PMP_DATABASE_URL": settings.database_url.get_secret_value()
-        if settings.database_url
-        else "",
-        "PMP_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
-        "PMP_DATA_DIR": str(settings.data_dir),
-        UPSTREAM_KEY_ENV: UPSTREAM_KEY,
-    }
-    env.pop("PMP_REDIS_URL", None)
-    with log.open("ab") as out:
-        return subprocess.Popen([CLI, "worker"], env=env, stdout=out, stderr=out)
+def _start_worker(settings: Settings, log: Path, metrics_port: int = 0) -> subprocess.Popen[bytes]:
+    return start_worker_process(
+        settings, log, metrics_port=metrics_port, env={UPSTREAM_KEY_ENV: UPSTREAM_KEY}
+    )
 
 
 @asynccontextmanager
@@ -109,8 +99,13 @@ async def test_operation_completes_after_its_worker_is_killed_mid_call(
                 await asyncio.sleep(0.1)
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=10)
-            replacement = _start_worker(settings, tmp_path / "worker-2.log")
+            metrics_port = free_port()
+            replacement = _start_worker(settings, tmp_path / "worker-2.log", metrics_port)
             document = await _poll(client, operation_id, timeout_s=60)
+            # The worker has no API: its own /metrics shows the attempt it made.
+            async with httpx.AsyncClient() as http:
+                metrics = await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert 'pmp_upstream_attempts_total{chain="",model="' in metrics.text, metrics.text
         assert document["status"] == "completed", document
         assert document["result"]["choices"][0]["message"]["content"] == "done"
         assert len(upstream.requests) == 2

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from fpdf import FPDF
 from gateway_api.app import create_app
 from gateway_api.assembly import open_runtime
 from gateway_core.config import Settings
-from tests.conftest import ADMIN_KEY, Gateway, running_gateway
+from tests.conftest import ADMIN_KEY, Gateway, running_gateway, start_worker_process
 
 MODEL = {"provider": "local", "model": "wordllama", "kind": "embedding", "dimensions": 256}
 CLI = str(Path(sys.executable).parent / "pmp-gateway")
@@ -381,18 +380,7 @@ async def test_limits_permissions_and_read_only_knowledge_bases(
 
 
 def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PMP_TEMPORAL_ADDRESS": str(settings.temporal_address),
-        "PMP_DATABASE_URL": settings.database_url.get_secret_value()
-        if settings.database_url
-        else "",
-        "PMP_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
-        "PMP_DATA_DIR": str(settings.data_dir),
-    }
-    env.pop("PMP_REDIS_URL", None)
-    with log.open("ab") as out:
-        return subprocess.Popen([CLI, "worker"], env=env, stdout=out, stderr=out)
+    return start_worker_process(settings, log)
 
 
 @asynccontextmanager
