@@ -14,6 +14,7 @@ from gateway_api.middleware import RequestContextMiddleware
 from gateway_api.routers import (
     admin,
     chat,
+    crag,
     embeddings,
     health,
     ingestion,
@@ -58,6 +59,7 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
         operations.router,
         knowledge_bases.router,
         ingestion.router,
+        crag.router,
     ):
         app.include_router(router)
     return app

@@ -15,6 +15,7 @@ from gateway_api.services.api_keys import ApiKeyAdmin
 from gateway_api.services.cache_policy import ResponseCacheService
 from gateway_api.services.chat import ChatService
 from gateway_api.services.config_admin import ConfigAdmin
+from gateway_api.services.crag import CragService
 from gateway_api.services.credentials import CredentialProviders
 from gateway_api.services.embeddings import EmbeddingService
 from gateway_api.services.entities import EntityServices
@@ -94,6 +95,10 @@ def ingestion_service(request: Request) -> IngestionService:
     return _services(request).ingestion
 
 
+def crag_service(request: Request) -> CragService:
+    return _services(request).crag
+
+
 StorageDep = Annotated[StorageGroup, Depends(storage)]
 CacheDep = Annotated[ResponseCacheService, Depends(cache_service)]
 MetricsDep = Annotated[GatewayMetrics, Depends(metrics_registry)]
@@ -108,6 +113,7 @@ ModelHealthDep = Annotated[ModelHealth, Depends(model_health)]
 CredentialsDep = Annotated[CredentialProviders, Depends(credential_providers)]
 KnowledgeDep = Annotated[KnowledgeService, Depends(knowledge_service)]
 IngestionDep = Annotated[IngestionService, Depends(ingestion_service)]
+CragDep = Annotated[CragService, Depends(crag_service)]
 ServicesDep = Annotated[Services, Depends(_services)]
 
 

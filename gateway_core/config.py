@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     ingestion_blob_ttl_hours: float = Field(default=72.0, gt=0)
     ingestion_concurrency: int = Field(default=4, ge=1, le=64)
 
+    # Corrective-RAG: the chat model (or chain) that judges documents for the `llm` and
+    # `hybrid` strategies when a request names none.
+    crag_judge_model: str | None = None
+
     upstream_connect_timeout_s: float = Field(default=10.0, gt=0)
     upstream_max_connections: int = Field(default=200, ge=1)
     default_max_retries: int = Field(default=2, ge=0, le=10)

@@ -3,9 +3,11 @@
 Grammar (a placeholder runs from `${` to the first `}`):
 
     placeholder = "${" namespace ":" name [ ":" default ] "}"
-    namespace   = lowercase letters; only `var` is accepted today (`request` and `step`
-                  are meant for chains and workflows and get their own name patterns)
-    name        = for `var`: ASCII letters, digits and hyphens, not starting with a hyphen
+    namespace   = lowercase letters: `var` (prompts), `request` and `step` (workflows,
+                  gateway_core.userflows); each caller says which it accepts
+    name        = for `var`: ASCII letters, digits and hyphens, not starting with a hyphen;
+                  for `request`: a dotted field path (`user.name`, `documents.0`);
+                  for `step`: a step name, `:`, and a dotted field path
     default     = any text without `{` or `}` (colons, spaces and unicode are fine);
                   `${var:x:}` has the empty text as its default
 
@@ -28,8 +30,21 @@ from typing import NamedTuple
 from gateway_core.errors import InvalidRequestError
 
 VAR = "var"
-NAME_PATTERNS: dict[str, re.Pattern[str]] = {VAR: re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")}
-NAME_RULES: dict[str, str] = {VAR: "letters, digits and hyphens, not starting with a hyphen"}
+REQUEST = "request"
+STEP = "step"
+_FIELD_PATH = r"[A-Za-z0-9_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*"
+NAME_PATTERNS: dict[str, re.Pattern[str]] = {
+    VAR: re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*"),
+    REQUEST: re.compile(_FIELD_PATH),
+    STEP: re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_-]*:{_FIELD_PATH}"),
+}
+NAME_RULES: dict[str, str] = {
+    VAR: "letters, digits and hyphens, not starting with a hyphen",
+    REQUEST: "a field path of letters, digits, `_` and `-` parts joined by dots",
+    STEP: "a step name, `:` and a field path, as in `search:documents.0.content`",
+}
+# How many `:`-separated parts a name has; the part after them is the default.
+NAME_PARTS: dict[str, int] = {STEP: 2}
 RENDERED_NAMESPACES: frozenset[str] = frozenset({VAR})
 
 # The lookbehind starts a match only at the first `$` of a run, keeping long runs linear.
@@ -180,12 +195,15 @@ def _placeholder(
         known = ", ".join(sorted(namespaces))
         reason = f"unknown namespace `{namespace}` (supported here: {known})"
         return _Flaw(opening, close + 1, reason)
-    name, colon, default = rest.partition(":")
+    parts = NAME_PARTS.get(namespace, 1)
+    pieces = rest.split(":", parts)
+    name = ":".join(pieces[:parts])
+    default = pieces[parts] if len(pieces) > parts else None
     if not NAME_PATTERNS[namespace].fullmatch(name):
         what = "the name is empty" if not name else f"`{name}` is not a valid name"
         reason = f"{what} (names are {NAME_RULES[namespace]})"
         return _Flaw(opening, close + 1, reason)
-    return Placeholder(namespace, name, default if colon else None, opening)
+    return Placeholder(namespace, name, default, opening)
 
 
 def _located(source: str, flaws: list[_Flaw]) -> list[TemplateProblem]:

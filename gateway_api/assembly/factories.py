@@ -49,6 +49,7 @@ from gateway_core.storage.knowledge_bases import KnowledgeBaseRepository
 from gateway_core.storage.model_cache import TtlCache
 from gateway_core.storage.models import ModelRepository
 from gateway_core.storage.prompts import PromptRepository
+from gateway_core.storage.workflows import WorkflowRepository
 from gateway_core.streaming.bus import InProcessStreamBus, RedisStreamBus, StreamBus
 from temporal_workers.client import connect_client, register_search_attributes, set_retention
 from temporal_workers.dev_server import EmbeddedTemporal
@@ -83,6 +84,7 @@ async def open_storage(
         prompts=prompts,
         api_keys=ApiKeyRepository(pool, hasher),
         knowledge_bases=KnowledgeBaseRepository(pool),
+        workflows=WorkflowRepository(pool),
         model_cache=TtlCache(models.get),
         chain_cache=TtlCache(chains.find),
         prompt_cache=TtlCache(prompts.get),

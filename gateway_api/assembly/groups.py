@@ -31,6 +31,7 @@ from gateway_core.storage.knowledge_bases import KnowledgeBaseRepository
 from gateway_core.storage.model_cache import TtlCache
 from gateway_core.storage.models import ModelRepository
 from gateway_core.storage.prompts import PromptRepository
+from gateway_core.storage.workflows import WorkflowRepository
 from gateway_core.streaming.bus import StreamBus
 
 Mode = Literal["serve", "api", "worker"]
@@ -46,6 +47,7 @@ class StorageGroup:
     prompts: PromptRepository
     api_keys: ApiKeyRepository
     knowledge_bases: KnowledgeBaseRepository
+    workflows: WorkflowRepository
     model_cache: TtlCache[Model]
     chain_cache: TtlCache[ModelChain | None]
     prompt_cache: TtlCache[Prompt]

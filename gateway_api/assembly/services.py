@@ -9,6 +9,7 @@ from gateway_api.services.api_keys import ApiKeyAdmin
 from gateway_api.services.cache_policy import ResponseCacheService
 from gateway_api.services.chat import ChatService
 from gateway_api.services.config_admin import ConfigAdmin
+from gateway_api.services.crag import CragService
 from gateway_api.services.credentials import CredentialProviders
 from gateway_api.services.embeddings import EmbeddingService
 from gateway_api.services.entities import EntityServices, PromptService, VersionedEntityService
@@ -42,6 +43,7 @@ class Services:
     embeddings: EmbeddingService
     knowledge: KnowledgeService
     ingestion: IngestionService
+    crag: CragService
 
 
 def _chat_service(
@@ -91,6 +93,23 @@ def _ingestion_service(
     )
 
 
+def _crag_service(
+    runtime: Runtime,
+    chat: ChatService,
+    knowledge: KnowledgeService,
+    router: Router,
+    limits: RateLimitGate,
+) -> CragService:
+    return CragService(
+        chat=chat,
+        knowledge=knowledge,
+        router=router,
+        prompts=runtime.storage.prompt_cache,
+        limits=limits,
+        default_judge=runtime.settings.crag_judge_model,
+    )
+
+
 def build_services(runtime: Runtime) -> Services:
     storage, auth = runtime.storage, runtime.auth
     cache = ResponseCacheService(runtime.cache, runtime.providers.metrics)
@@ -105,6 +124,8 @@ def build_services(runtime: Runtime) -> Services:
         knowledge_bases=KnowledgeBaseAdmin(
             storage.knowledge_bases, KnowledgeBackends(runtime.knowledge.backends), embeddings
         ),
+        # Nothing caches workflow definitions yet: a run pins the version it starts with.
+        workflows=VersionedEntityService(storage.workflows, lambda _id: None),
     )
     knowledge = KnowledgeService(
         repository=storage.knowledge_bases,
@@ -134,4 +155,5 @@ def build_services(runtime: Runtime) -> Services:
         embeddings=embeddings,
         knowledge=knowledge,
         ingestion=_ingestion_service(runtime, knowledge, router),
+        crag=_crag_service(runtime, chat, knowledge, router, limits),
     )

@@ -19,6 +19,7 @@ from gateway_api.routers import (
     admin_knowledge_bases,
     admin_models,
     admin_prompts,
+    admin_workflows,
 )
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
@@ -33,5 +34,6 @@ for sub_router in (
     admin_credentials.router,
     admin_cache.router,
     admin_knowledge_bases.router,
+    admin_workflows.router,
 ):
     router.include_router(sub_router)

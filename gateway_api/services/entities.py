@@ -30,6 +30,12 @@ from gateway_core.storage.versioned import (
     VersionedRepository,
     VersionT,
 )
+from gateway_core.userflows.definition import (
+    Workflow,
+    WorkflowCreate,
+    WorkflowUpdate,
+    WorkflowVersion,
+)
 
 if TYPE_CHECKING:  # knowledge_admin builds on VersionedEntityService below
     from gateway_api.services.knowledge_admin import KnowledgeBaseAdmin
@@ -88,6 +94,7 @@ class VersionedEntityService(Generic[EntityT, VersionT, CreateT, UpdateT]):
 
 ModelService = VersionedEntityService[Model, ModelVersion, ModelCreate, ModelUpdate]
 ChainService = VersionedEntityService[ModelChain, ChainVersion, ChainCreate, ChainUpdate]
+WorkflowService = VersionedEntityService[Workflow, WorkflowVersion, WorkflowCreate, WorkflowUpdate]
 
 
 class PromptService(VersionedEntityService[Prompt, PromptVersion, PromptCreate, PromptUpdate]):
@@ -123,3 +130,4 @@ class EntityServices:
     chains: ChainService
     prompts: PromptService
     knowledge_bases: KnowledgeBaseAdmin
+    workflows: WorkflowService

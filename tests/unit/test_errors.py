@@ -42,6 +42,7 @@ from gateway_core.errors import (
     NotFoundError,
     UpstreamBadRequestError,
     UpstreamError,
+    UpstreamModelNotFoundError,
     UpstreamRateLimitError,
     UpstreamTimeoutError,
 )
@@ -54,7 +55,8 @@ SECRET = "sk-live-very-secret-value"
     ("status", "kind", "retryable"),
     [
         (400, UpstreamBadRequestError, False),
-        (404, UpstreamBadRequestError, False),
+        # A gone model is still a 400 to the caller, but lets a chain fall back.
+        (404, UpstreamModelNotFoundError, False),
         (422, UpstreamBadRequestError, False),
         (401, UpstreamError, False),
         (403, UpstreamError, False),
