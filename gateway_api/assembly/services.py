@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway_api.assembly.groups import Runtime
+from gateway_api.services.accounting import Accounting
 from gateway_api.services.api_keys import ApiKeyAdmin
 from gateway_api.services.cache_policy import ResponseCacheService
 from gateway_api.services.chat import ChatService
@@ -56,8 +57,7 @@ def _chat_service(
         prompts=PromptReferences(storage.prompts, storage.prompt_cache),
         cache=cache,
         runs=runtime.temporal.runs,
-        usage=runtime.auth.usage,
-        limiter=runtime.auth.rate_limiter,
+        accounting=_accounting(runtime),
         bus=runtime.providers.bus,
         metrics=runtime.providers.metrics,
         background=runtime.background,
@@ -69,12 +69,15 @@ def _embedding_service(runtime: Runtime, router: Router, limits: RateLimitGate) 
         router=router,
         limits=limits,
         runs=runtime.temporal.runs,
-        usage=runtime.auth.usage,
-        limiter=runtime.auth.rate_limiter,
+        accounting=_accounting(runtime),
         metrics=runtime.providers.metrics,
-        background=runtime.background,
         local=LocalEmbedder(),
     )
+
+
+def _accounting(runtime: Runtime) -> Accounting:
+    auth = runtime.auth
+    return Accounting(usage=auth.usage, limiter=auth.rate_limiter, background=runtime.background)
 
 
 def _ingestion_service(

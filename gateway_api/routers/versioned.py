@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from gateway_api.deps import EntitiesDep, IfMatchDep
 from gateway_api.schemas import VersionRef
+from gateway_api.services.answers import cursor_page
 from gateway_api.services.entities import EntityServices, VersionedEntityService
 from gateway_core.storage.versioned import CreateT, EntityT, Page, UpdateT, VersionT
 
@@ -52,14 +53,7 @@ class VersionedRoutes(Generic[EntityT, VersionT, CreateT, UpdateT]):
 
 def page_answer(page: Page[Any]) -> dict[str, Any]:
     """A cursor page: pass `last_id` as `after` for the next one while `has_more`."""
-    data = [item.model_dump(mode="json") for item in page.items]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": page.has_more,
-    }
+    return cursor_page([item.model_dump(mode="json") for item in page.items], page.has_more)
 
 
 def _typed(endpoint: Endpoint, **classes: type) -> Endpoint:

@@ -54,3 +54,25 @@ class UsageAccount:
                 self._limiter.adjust_tokens(self._caller.key_id, self._caller.rate_limits, delta),
                 "token limit correction",
             )
+
+
+class Accounting:
+    """Opens a UsageAccount per request over the process's usage recorder and limiter."""
+
+    def __init__(
+        self, *, usage: UsageRecorder, limiter: RateLimiter, background: Background
+    ) -> None:
+        self._usage = usage
+        self._limiter = limiter
+        self._background = background
+
+    def open(self, caller: Caller, requested: str, estimate: int) -> UsageAccount:
+        """The account of one request for `requested`, charged `estimate` tokens so far."""
+        return UsageAccount(
+            usage=self._usage,
+            limiter=self._limiter,
+            background=self._background,
+            caller=caller,
+            requested=requested,
+            estimate=estimate,
+        )

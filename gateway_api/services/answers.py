@@ -45,3 +45,14 @@ def run_headers(run_id: str, served_by: str, attempts: int, fallbacks: int) -> d
         "x-pmp-attempts": str(attempts),
         "x-pmp-fallbacks": str(fallbacks),
     }
+
+
+def cursor_page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    """A list ordered by id: pass `last_id` as `after` for the next page while `has_more`."""
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway_api.services.accounting import UsageAccount
+from gateway_api.services.accounting import Accounting, UsageAccount
 from gateway_api.services.answers import Answer, EventStreamAnswer, JsonAnswer, run_headers
 from gateway_api.services.background import Background
 from gateway_api.services.cache_policy import CachePlan, RequestControl, ResponseCacheService
@@ -23,10 +23,8 @@ from gateway_api.services.prompt_refs import PromptReferences
 from gateway_api.services.routing import Route, Router
 from gateway_api.services.run_client import RunClient, RunOptions
 from gateway_api.services.stream_relay import StreamRelay
-from gateway_core.auth.rate_limit import RateLimiter
 from gateway_core.auth.service import Caller
 from gateway_core.auth.tokens import estimate_request_tokens
-from gateway_core.auth.usage import UsageRecorder
 from gateway_core.domain.chat import ChatResult, ChatWorkflowInput
 from gateway_core.domain.operations import (
     idempotent_id,
@@ -83,8 +81,7 @@ class ChatService:
         prompts: PromptReferences,
         cache: ResponseCacheService,
         runs: RunClient,
-        usage: UsageRecorder,
-        limiter: RateLimiter,
+        accounting: Accounting,
         bus: StreamBus | None,
         metrics: GatewayMetrics,
         background: Background,
@@ -94,8 +91,7 @@ class ChatService:
         self._prompts = prompts
         self._cache = cache
         self._runs = runs
-        self._usage = usage
-        self._limiter = limiter
+        self._accounting = accounting
         self._bus = bus
         self._metrics = metrics
         self._background = background
@@ -117,14 +113,7 @@ class ChatService:
         call.caller.require(route.permission_kind, call.model)
         messages, prompts = await self._prompts.render(call.body["messages"], call.caller)
         body = {**call.body, "messages": messages}
-        account = UsageAccount(
-            usage=self._usage,
-            limiter=self._limiter,
-            background=self._background,
-            caller=call.caller,
-            requested=call.model,
-            estimate=estimate,
-        )
+        account = self._accounting.open(call.caller, call.model, estimate)
         request_hash = _request_hash(call.model, body) if call.idempotency_key else None
         return PreparedRun(call, route, body, prompts, account, request_hash)
 

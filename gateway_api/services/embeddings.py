@@ -13,15 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gateway_api.services.accounting import UsageAccount
+from gateway_api.services.accounting import Accounting
 from gateway_api.services.answers import JsonAnswer, run_headers
-from gateway_api.services.background import Background
 from gateway_api.services.limits import RateLimitGate
 from gateway_api.services.routing import Route, Router
 from gateway_api.services.run_client import RunClient
-from gateway_core.auth.rate_limit import RateLimiter
 from gateway_core.auth.service import Caller
-from gateway_core.auth.usage import UsageRecorder
 from gateway_core.domain.chat import ResolvedModel
 from gateway_core.domain.embeddings import (
     MAX_INPUT_BYTES,
@@ -138,19 +135,15 @@ class EmbeddingService:
         router: Router,
         limits: RateLimitGate,
         runs: RunClient,
-        usage: UsageRecorder,
-        limiter: RateLimiter,
+        accounting: Accounting,
         metrics: GatewayMetrics,
-        background: Background,
         local: LocalEmbedder,
     ) -> None:
         self._router = router
         self._limits = limits
         self._runs = runs
-        self._usage = usage
-        self._limiter = limiter
+        self._accounting = accounting
         self._metrics = metrics
-        self._background = background
         self._local = local
 
     async def create(self, call: EmbeddingCall) -> JsonAnswer:
@@ -160,14 +153,7 @@ class EmbeddingService:
         route = await self._router.resolve(call.model, kind="embedding")
         call.caller.require(route.permission_kind, call.model)
         check_request(route, call.inputs, call.dimensions)
-        account = UsageAccount(
-            usage=self._usage,
-            limiter=self._limiter,
-            background=self._background,
-            caller=call.caller,
-            requested=call.model,
-            estimate=estimate,
-        )
+        account = self._accounting.open(call.caller, call.model, estimate)
         run_id = f"emb-{uuid.uuid4().hex}"
         started = time.perf_counter()
         outcome, served_by = "error", ""

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway_api.services.answers import cursor_page
 from gateway_api.services.limits import RateLimitGate
 from gateway_core.auth.service import Caller
 from gateway_core.domain.knowledge import (
@@ -251,14 +252,7 @@ class KnowledgeService:
         found = await self._resolve(caller, kb_id, headers)
         filter = parse_optional_filter(raw_filter)
         page = await found.backend.list(found.ref, filter=filter, limit=limit, after=after)
-        data = [document_answer(doc) for doc in page.documents]
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": page.has_more,
-        }
+        return cursor_page([document_answer(doc) for doc in page.documents], page.has_more)
 
     async def delete_matching(
         self, caller: Caller, kb_id: str, raw_filter: Any, headers: dict[str, str]
