@@ -82,6 +82,8 @@ class Settings(BaseSettings):
 
     # Credential sources (env is always on); fetched values are cached this long.
     credential_cache_ttl_s: float = Field(default=300.0, ge=0)
+    # Which variables `env` credentials may name (comma-separated shell patterns).
+    credential_env_allow: str = "*_API_KEY,*_TOKEN,*_KEYS"
     aws_secrets_manager_region: str | None = None
     aws_secrets_manager_endpoint_url: str | None = None
     vault_addr: str | None = None

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from gateway_core.credentials.env_policy import EnvNamePolicy
 from gateway_core.domain.chains import ChainCreate, ChainUpdate
 from gateway_core.domain.models import ModelCreate, ModelUpdate
 from gateway_core.domain.prompts import PromptCreate, PromptUpdate, prompt_variables
@@ -260,7 +261,12 @@ class _Writer(Generic[Entry]):
 
 
 async def import_config(
-    pool: Pool, config: GatewayConfig, *, prune: bool = False, dry_run: bool = False
+    pool: Pool,
+    config: GatewayConfig,
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+    env_policy: EnvNamePolicy | None = None,
 ) -> ImportReport:
     """Make the stored configuration match `config` in one transaction.
 
@@ -271,7 +277,7 @@ async def import_config(
         # Imports queue behind each other; the rest of the gateway keeps working.
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_IMPORT_LOCK_ID,))
         shared = SharedConnection(conn)
-        models, prompts = ModelRepository(shared), PromptRepository(shared)
+        models, prompts = ModelRepository(shared, env_policy), PromptRepository(shared)
         chains = ChainRepository(shared)
         chain_writer = _Writer[ChainCreate](
             current=lambda: _current_chains(chains),

@@ -33,6 +33,7 @@ from gateway_core.cache.memory import MemoryResponseCache
 from gateway_core.cache.redis import RedisResponseCache
 from gateway_core.cache.semantic import Embedder, ProviderEmbedder, SemanticIndex
 from gateway_core.config import Settings
+from gateway_core.credentials.env_policy import EnvNamePolicy
 from gateway_core.credentials.sources import build_resolver
 from gateway_core.knowledge.backend import KnowledgeBackend
 from gateway_core.knowledge.bedrock_kb import BedrockKnowledgeBackend
@@ -76,9 +77,12 @@ async def open_storage(
         raise StartupError("PostgreSQL does not accept connections (PMP_DATABASE_URL)") from None
     stack.push_async_callback(pool.close)
     await migrate(pool)
-    models, chains, prompts = ModelRepository(pool), ChainRepository(pool), PromptRepository(pool)
+    env_policy = EnvNamePolicy(settings.credential_env_allow)
+    models = ModelRepository(pool, env_policy)
+    chains, prompts = ChainRepository(pool), PromptRepository(pool)
     return StorageGroup(
         pool=pool,
+        env_policy=env_policy,
         models=models,
         chains=chains,
         prompts=prompts,

@@ -19,6 +19,7 @@ from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.cache.base import ResponseCache
 from gateway_core.cache.semantic import Embedder, SemanticIndex
 from gateway_core.config import Settings
+from gateway_core.credentials.env_policy import EnvNamePolicy
 from gateway_core.domain.chains import ModelChain
 from gateway_core.domain.models import Model
 from gateway_core.domain.prompts import Prompt
@@ -42,6 +43,8 @@ class StorageGroup:
     """PostgreSQL and the repositories over it, with their short-lived read caches."""
 
     pool: Pool
+    # Which variables `env` credentials may name (checked on every model write).
+    env_policy: EnvNamePolicy
     models: ModelRepository
     chains: ChainRepository
     prompts: PromptRepository

@@ -37,6 +37,9 @@ class ConfigAdmin:
         self, config: GatewayConfig, *, prune: bool = False, dry_run: bool = False
     ) -> ImportReport:
         """Apply a validated configuration all or nothing, then forget cached definitions."""
-        report = await import_config(self._storage.pool, config, prune=prune, dry_run=dry_run)
+        storage = self._storage
+        report = await import_config(
+            storage.pool, config, prune=prune, dry_run=dry_run, env_policy=storage.env_policy
+        )
         self._storage.invalidate_all()
         return report

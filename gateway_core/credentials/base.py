@@ -13,6 +13,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from gateway_core.credentials.env_policy import EnvNamePolicy
 from gateway_core.domain.models import CredentialRef
 from gateway_core.errors import ConfigurationError
 
@@ -60,12 +61,16 @@ class EnvCredentialSource:
     name = "env"
     cacheable = False
 
-    def __init__(self, environ: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, environ: dict[str, str] | None = None, policy: EnvNamePolicy | None = None
+    ) -> None:
         self._environ = environ
+        self._policy = policy or EnvNamePolicy()
 
     async def fetch(self, ref: CredentialRef) -> str:
         environ = self._environ if self._environ is not None else os.environ
         variable = ref.name or ""
+        self._policy.check_for_read(variable)
         if not (environ.get(variable) or "").strip():
             raise ConfigurationError(
                 f"credential environment variable {variable} is not set on the worker",

@@ -7,6 +7,7 @@ import httpx
 from gateway_core.config import Settings
 from gateway_core.credentials.aws_secrets_manager import AwsSecretsManagerSource
 from gateway_core.credentials.base import CredentialResolver, CredentialSource, EnvCredentialSource
+from gateway_core.credentials.env_policy import EnvNamePolicy
 from gateway_core.credentials.vault import VaultSource
 
 SOURCE_NAMES = ("env", "aws_secrets_manager", "vault")
@@ -14,7 +15,9 @@ SOURCE_NAMES = ("env", "aws_secrets_manager", "vault")
 
 def build_sources(settings: Settings, http: httpx.AsyncClient) -> dict[str, CredentialSource]:
     """env always; Secrets Manager when a region or endpoint is set; Vault when an address is."""
-    sources: dict[str, CredentialSource] = {"env": EnvCredentialSource()}
+    sources: dict[str, CredentialSource] = {
+        "env": EnvCredentialSource(policy=EnvNamePolicy(settings.credential_env_allow))
+    }
     if settings.aws_secrets_manager_region or settings.aws_secrets_manager_endpoint_url:
         sources["aws_secrets_manager"] = AwsSecretsManagerSource(
             settings.aws_secrets_manager_region, settings.aws_secrets_manager_endpoint_url

@@ -7,6 +7,10 @@ import logging
 import openai
 import pytest
 
+from gateway_core.credentials.base import EnvCredentialSource
+from gateway_core.credentials.env_policy import EnvNamePolicy
+from gateway_core.domain.models import CredentialRef
+from gateway_core.errors import ConfigurationError
 from tests.conftest import Gateway
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
@@ -96,3 +100,34 @@ async def test_an_upstream_404_falls_back_while_a_bad_request_still_ends_the_cha
     with pytest.raises(openai.BadRequestError):
         await gateway.openai().chat.completions.create(model="gone-then-backup", messages=messages)
     assert len(backup.requests) == 1  # the bad request did not reach the backup
+
+
+async def test_env_credentials_may_name_only_allowed_variables(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    body = {
+        "id": "sneaky",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": upstream.base_url,
+        "credential": {"source": "env", "name": "AWS_SECRET_ACCESS_KEY"},
+    }
+    refused = await gateway.admin.post("/admin/models", json=body)
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["param"] == "credential.name" and "PMP_CREDENTIAL_ENV_ALLOW" in error["message"]
+    imported = await gateway.admin.post("/admin/import", json={"version": 1, "models": [body]})
+    assert imported.status_code == 400 and "PMP_CREDENTIAL_ENV_ALLOW" in imported.text
+    assert (await gateway.admin.get("/admin/models/sneaky")).status_code == 404
+
+
+async def test_the_worker_reads_no_variable_outside_the_allowed_names() -> None:
+    # A run's input may not come from the gateway: the worker checks the name itself.
+    source = EnvCredentialSource(
+        environ={"AWS_SECRET_ACCESS_KEY": "aws-secret"}, policy=EnvNamePolicy()
+    )
+    with pytest.raises(ConfigurationError, match="PMP_CREDENTIAL_ENV_ALLOW") as refused:
+        await source.fetch(CredentialRef(source="env", name="AWS_SECRET_ACCESS_KEY"))
+    assert "aws-secret" not in str(refused.value)
+    allowed = EnvCredentialSource(environ={"OPENAI_API_KEY": "sk-1"}, policy=EnvNamePolicy())
+    assert await allowed.fetch(CredentialRef(source="env", name="OPENAI_API_KEY")) == "sk-1"

@@ -23,7 +23,7 @@ from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.loopback import Scenario, Seen
 from tests.fakes.openai_upstream import FakeOpenAI
 
-KEY_ENV = "CONTRACT_UPSTREAM_KEY"
+KEY_ENV = "CONTRACT_UPSTREAM_API_KEY"
 PROVIDERS = ["openai", "azure_openai", "anthropic", "gemini", "bedrock"]
 WEATHER_TOOL: Any = {
     "type": "function",
