@@ -154,6 +154,7 @@ def resolved_model(model: Model) -> ResolvedModel:
         credential=model.credential,
         defaults=model.config,
         stream_usage=model.stream_usage,
+        drop_unsupported_params=model.drop_unsupported_params,
         api_version=model.api_version,
         deployment=model.deployment,
         region=model.region,

@@ -23,6 +23,7 @@ class ResolvedModel(BaseModel):
     credential: CredentialRef | None = None
     defaults: ModelParams = Field(default_factory=ModelParams)
     stream_usage: bool = True
+    drop_unsupported_params: bool = False
     # Provider-specific settings; defaults keep recorded inputs decoding.
     api_version: str | None = None
     deployment: str | None = None

@@ -115,6 +115,9 @@ class ModelBase(BaseModel):
     # Ask the upstream for usage on streams (stream_options.include_usage); turn off for
     # OpenAI-compatible servers that reject stream_options.
     stream_usage: bool = True
+    # Drop request options the provider has no equivalent for (seed, penalties,
+    # logit_bias on Anthropic and Bedrock) instead of answering 400.
+    drop_unsupported_params: bool = False
     description: str | None = Field(default=None, max_length=2000)
     # Provider-specific settings (see _provider_fields for which provider takes which).
     api_version: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,40}$")] | None = None

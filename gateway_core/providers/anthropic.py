@@ -19,6 +19,7 @@ from gateway_core.providers.base import (
     output_limit,
     parse_data_url,
     redact,
+    refuse_unmapped_sampling,
     refuse_unsupported,
     stop_sequences,
     tool_arguments,
@@ -119,6 +120,7 @@ def to_messages_request(model: ResolvedModel, body: dict[str, Any]) -> dict[str,
     """An OpenAI chat request as an Anthropic Messages request."""
     merged = merge_defaults(model, body)
     refuse_unsupported(merged, NAME)
+    refuse_unmapped_sampling(model, merged, NAME)
     system, messages = _messages(merged.get("messages") or [])
     request: dict[str, Any] = {
         "model": model.upstream_model,

@@ -87,6 +87,27 @@ def tool_arguments(call: dict[str, Any]) -> dict[str, Any]:
     return parsed
 
 
+# Sampling options some providers have no equivalent for.
+UNMAPPED_SAMPLING = ("seed", "presence_penalty", "frequency_penalty", "logit_bias")
+
+
+def refuse_unmapped_sampling(model: ResolvedModel, body: dict[str, Any], provider: str) -> None:
+    """A 400 naming the first option in UNMAPPED_SAMPLING the request sets, unless the model
+    says `drop_unsupported_params` (then they are removed from `body`)."""
+    present = [name for name in UNMAPPED_SAMPLING if body.get(name) is not None]
+    if not present:
+        return
+    if not model.drop_unsupported_params:
+        raise InvalidRequestError(
+            f"`{present[0]}` is not supported by provider {provider}; set"
+            " `drop_unsupported_params` on the model to drop such parameters instead",
+            param=present[0],
+            code="unsupported_by_provider",
+        )
+    for name in present:
+        del body[name]
+
+
 def refuse_unsupported(
     body: dict[str, Any], provider: str, *, n: bool = False, response_format: bool = False
 ) -> None:

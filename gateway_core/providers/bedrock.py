@@ -50,6 +50,7 @@ from gateway_core.providers.base import (
     output_limit,
     parse_data_url,
     redact,
+    refuse_unmapped_sampling,
     refuse_unsupported,
     stop_sequences,
     text_of,
@@ -206,6 +207,7 @@ def to_converse_request(model: ResolvedModel, body: dict[str, Any]) -> dict[str,
     """An OpenAI chat request as Converse keyword arguments."""
     merged = merge_defaults(model, body)
     refuse_unsupported(merged, NAME)
+    refuse_unmapped_sampling(model, merged, NAME)
     system, messages = _messages(merged.get("messages") or [])
     request: dict[str, Any] = {"modelId": model.upstream_model, "messages": messages}
     if system:

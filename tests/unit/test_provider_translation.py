@@ -14,7 +14,7 @@ from gateway_core.errors import (
     UpstreamRateLimitError,
 )
 from gateway_core.providers.anthropic import AnthropicProvider, to_messages_request
-from gateway_core.providers.bedrock import parse_aws_keys, translate_error
+from gateway_core.providers.bedrock import parse_aws_keys, to_converse_request, translate_error
 from gateway_core.providers.gemini import to_generate_request
 
 ISSUE_EXAMPLE = {
@@ -175,3 +175,21 @@ def test_bedrock_errors_map_to_retryable_or_not_without_secrets() -> None:
     error = translate_error(denied, ("AKIA:topsecret", "topsecret"))
     assert error.upstream_status == 403 and not error.retryable  # type: ignore[attr-defined]
     assert "topsecret" not in error.message
+
+
+@pytest.mark.parametrize("option", ["seed", "presence_penalty", "frequency_penalty", "logit_bias"])
+@pytest.mark.parametrize("provider", ["anthropic", "bedrock"])
+def test_options_without_an_equivalent_are_a_400_unless_the_model_drops_them(
+    provider: str, option: str
+) -> None:
+    # Hardening 14: Anthropic and Bedrock used to drop these silently.
+    value: object = {"42": 5} if option == "logit_bias" else 1
+    body = {"messages": [{"role": "user", "content": "hi"}], option: value}
+    translate = to_messages_request if provider == "anthropic" else to_converse_request
+    extra: dict[str, object] = {"region": "us-east-1"} if provider == "bedrock" else {}
+    with pytest.raises(InvalidRequestError) as refused:
+        translate(_model(provider, **extra), body)
+    assert refused.value.param == option and provider in refused.value.message
+    dropping = _model(provider, drop_unsupported_params=True, **extra)
+    request = translate(dropping, body)
+    assert option not in str(request)
