@@ -5,6 +5,7 @@ Each is a one-line `Annotated` alias; handlers never receive the whole runtime.
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -48,7 +49,14 @@ def cache_service(request: Request) -> ResponseCacheService:
 
 
 def metrics_registry(request: Request) -> GatewayMetrics:
-    return _runtime(request).providers.metrics
+    """The process's metrics; with PMP_METRICS_KEY set, only for a caller presenting it."""
+    runtime = _runtime(request)
+    expected = runtime.settings.metrics_key
+    if expected is not None:
+        presented = presented_key(request)
+        if not hmac.compare_digest(presented.encode(), expected.get_secret_value().encode()):
+            raise AuthenticationError("wrong metrics key", code="invalid_metrics_key")
+    return runtime.providers.metrics
 
 
 def readiness(request: Request) -> Readiness:

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     admin_key: SecretStr | None = None
+    # When set, GET /metrics needs `Authorization: Bearer <this key>`.
+    metrics_key: SecretStr | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ from gateway_api.services.run_client import RunClient
 from gateway_core.storage.database import Pool
 
 PROBE_TIMEOUT_S = 2
+logger = logging.getLogger(__name__)
 
 
 class Readiness:
@@ -23,11 +25,11 @@ class Readiness:
     async def check(self) -> dict[str, Any]:
         """{"status", "down", "checks"}: each dependency up, or down with why."""
         postgres, temporal = await asyncio.gather(
-            _probe(self._select_one), _probe(self._runs.check_health)
+            _probe("postgres", self._select_one), _probe("temporal", self._runs.check_health)
         )
         checks = {
-            "postgres": {"status": "down", "error": postgres} if postgres else {"status": "up"},
-            "temporal": {"status": "down", "error": temporal} if temporal else {"status": "up"},
+            "postgres": {"status": "down", "code": postgres} if postgres else {"status": "up"},
+            "temporal": {"status": "down", "code": temporal} if temporal else {"status": "up"},
         }
         down = [name for name, check in checks.items() if check["status"] == "down"]
         return {"status": "not_ready" if down else "ready", "down": down, "checks": checks}
@@ -37,10 +39,21 @@ class Readiness:
             await conn.execute("SELECT 1")
 
 
-async def _probe(probe: Callable[[], Awaitable[None]]) -> str | None:
+async def _probe(name: str, probe: Callable[[], Awaitable[None]]) -> str | None:
+    """None when the dependency answers, else a stable code (`timeout`, `unreachable`).
+
+    The exception's text can name hosts, users or paths: it goes to the log, never to the
+    caller of an unauthenticated route.
+    """
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
             await probe()
+    except TimeoutError:
+        logger.warning("readiness probe timed out", extra={"component": name})
+        return "timeout"
     except Exception as exc:  # any failure means "not ready"
-        return f"{type(exc).__name__}: {exc}"[:300]
+        logger.warning(
+            "readiness probe failed", extra={"component": name, "error": type(exc).__name__}
+        )
+        return "unreachable"
     return None

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
+import httpx
 import openai
 import pytest
+from pydantic import SecretStr
 
+from gateway_api.app import create_app
+from gateway_core.config import Settings
 from gateway_core.credentials.base import EnvCredentialSource
 from gateway_core.credentials.env_policy import EnvNamePolicy
 from gateway_core.domain.models import CredentialRef
 from gateway_core.errors import ConfigurationError
-from tests.conftest import Gateway
+from gateway_core.storage.database import open_pool
+from tests.conftest import Gateway, running_gateway
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
 
@@ -131,3 +137,36 @@ async def test_the_worker_reads_no_variable_outside_the_allowed_names() -> None:
     assert "aws-secret" not in str(refused.value)
     allowed = EnvCredentialSource(environ={"OPENAI_API_KEY": "sk-1"}, policy=EnvNamePolicy())
     assert await allowed.fetch(CredentialRef(source="env", name="OPENAI_API_KEY")) == "sk-1"
+
+
+async def test_ready_names_what_is_down_without_the_exceptions_text(
+    gateway: Gateway, database_url: str
+) -> None:
+    closed = await open_pool(database_url)
+    await closed.close()
+    storage = dataclasses.replace(gateway.runtime.storage, pool=closed)
+    app = create_app(
+        gateway.runtime.settings, runtime=dataclasses.replace(gateway.runtime, storage=storage)
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"]["postgres"] == {"status": "down", "code": "unreachable"}
+    # The pool's error text names the database host and user; none of it is shown.
+    assert "PoolClosed" not in response.text and "pool" not in response.text.lower()
+
+
+async def test_metrics_can_require_a_key_of_their_own(settings: Settings) -> None:
+    metrics_key = "metrics-" + "k" * 24
+    keyed = settings.model_copy(update={"metrics_key": SecretStr(metrics_key)})
+    async with running_gateway(keyed) as running:
+        async with httpx.AsyncClient(base_url=running.base_url) as anonymous:
+            assert (await anonymous.get("/metrics")).status_code == 401
+            wrong = await anonymous.get("/metrics", headers={"authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            assert wrong.json()["error"]["code"] == "invalid_metrics_key"
+            right = await anonymous.get(
+                "/metrics", headers={"authorization": f"Bearer {metrics_key}"}
+            )
+        assert right.status_code == 200 and "pmp_chat_requests" in right.text
+        assert (await running.admin.get("/ready")).status_code == 200  # other routes as before
