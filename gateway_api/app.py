@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from gateway_api.assembly import Mode, Runtime, open_runtime
 from gateway_api.assembly.services import build_services
 from gateway_api.errors import install_error_handlers
-from gateway_api.middleware import RequestContextMiddleware
+from gateway_api.middleware import BodySizeLimit, RequestContextMiddleware
 from gateway_api.routers import (
     admin,
     chat,
@@ -48,6 +48,8 @@ def create_app(settings: Settings, mode: Mode = "serve", runtime: Runtime | None
     if runtime is not None:
         app.state.runtime = runtime
         app.state.services = build_services(runtime)
+    # Added first, so it runs inside the request-context middleware (id, access log).
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, exempt_suffixes=("/ingest",))
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     for router in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -9,7 +10,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway_core.error_codec import internal_error_body
+from gateway_core.error_codec import http_error, internal_error_body
+from gateway_core.errors import RequestTooLargeError
 from gateway_core.logging import request_id_var
 
 logger = logging.getLogger("gateway_api.access")
@@ -79,3 +81,59 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+class BodySizeLimit:
+    """Refuses request bodies over `limit` bytes with a 413, counted as they are read.
+
+    A declared Content-Length over the limit is refused before anything is read. A body
+    that grows past it while streaming gets the 413 at once; the read then fails inside
+    the app, whose own answer to that is dropped. Ingestion routes take uploads and
+    enforce their own, larger limits.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, exempt_suffixes: tuple[str, ...]) -> None:
+        self.app = app
+        self._limit = limit
+        self._exempt = exempt_suffixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope["path"]).endswith(self._exempt):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self._limit:
+            await _send_error(send, self._too_large())
+            return
+        seen, refused = 0, False
+
+        async def counted() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self._limit and not refused:
+                    refused = True
+                    await _send_error(send, self._too_large())
+                    raise self._too_large()
+            return message
+
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, unless_refused)
+
+    def _too_large(self) -> RequestTooLargeError:
+        return RequestTooLargeError(
+            f"the request body is over {self._limit} bytes (PMP_MAX_BODY_BYTES)"
+        )
+
+
+async def _send_error(send: Send, error: RequestTooLargeError) -> None:
+    response = http_error(error)
+    body = json.dumps(response.body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.encode(), value.encode()) for name, value in response.headers.items()]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

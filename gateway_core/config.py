@@ -59,6 +59,8 @@ class Settings(BaseSettings):
 
     # Ingestion uploads: each file, and all of one request's content, at most this many
     # bytes (413 beyond); the staged bytes of runs that never cleaned up expire after a TTL.
+    # Any other request body (chat, embeddings, admin, import): refused over this, 413.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_ingest_request_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     ingestion_blob_ttl_hours: float = Field(default=72.0, gt=0)

@@ -85,10 +85,22 @@ class ImportReport(BaseModel):
 # --- reading and writing documents -------------------------------------------------
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few aliased lists nested in each other expand
+    to billions of nodes (the "billion laughs"), from a document of a few hundred bytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+            line = event.start_mark.line + 1 if event.start_mark else "?"
+            raise yaml.YAMLError(f"aliases (*name) are not accepted (line {line})")
+        return super().compose_node(parent, index)
+
+
 def load_document(text: str | bytes, *, json_only: bool = False) -> Any:
     """Parse JSON (when `json_only`) or YAML, which also reads JSON; ConfigError if neither."""
     try:
-        return json.loads(text) if json_only else yaml.safe_load(text)
+        return json.loads(text) if json_only else yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
     except json.JSONDecodeError as error:
         raise ConfigError([f"the document is not valid JSON: {error}"]) from None
     except yaml.YAMLError as error:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+from collections.abc import AsyncIterator
 
 import httpx
 import openai
@@ -170,3 +172,39 @@ async def test_metrics_can_require_a_key_of_their_own(settings: Settings) -> Non
             )
         assert right.status_code == 200 and "pmp_chat_requests" in right.text
         assert (await running.admin.get("/ready")).status_code == 200  # other routes as before
+
+
+async def test_request_bodies_over_the_limit_are_413_whether_declared_or_streamed(
+    settings: Settings, upstream: FakeOpenAI
+) -> None:
+    small = settings.model_copy(update={"max_body_bytes": 4096})
+    async with running_gateway(small) as running:
+        await running.add_model("m", upstream)
+        big = {"model": "m", "messages": [{"role": "user", "content": "x" * 10_000}]}
+        declared = await running.admin.post("/v1/chat/completions", json=big)
+        assert declared.status_code == 413
+        assert declared.json()["error"]["code"] == "request_too_large"
+        assert "x-request-id" in declared.headers
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: read as it comes
+            payload = json.dumps(big).encode()
+            for start in range(0, len(payload), 1024):
+                yield payload[start : start + 1024]
+
+        streamed = await running.admin.post(
+            "/v1/chat/completions", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert streamed.status_code == 413
+        assert streamed.json()["error"]["type"] == "invalid_request_error"
+        small_enough = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        assert (await running.admin.post("/v1/chat/completions", json=small_enough)).is_success
+
+
+async def test_config_import_refuses_yaml_aliases(gateway: Gateway) -> None:
+    # Nested aliases expand exponentially (the "billion laughs"): refused, not expanded.
+    bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\nmodels: *c\n"
+    response = await gateway.admin.post(
+        "/admin/import", content=bomb, headers={"content-type": "application/yaml"}
+    )
+    assert response.status_code == 400
+    assert "aliases" in response.json()["error"]["message"]
