@@ -181,6 +181,29 @@ async def _truncate(runtime: Runtime) -> None:
     await runtime.cache.responses.clear()  # a Redis cache outlives the test that filled it
 
 
+async def key_client(
+    gateway: Gateway, permissions: dict[str, Any], **limits: int
+) -> httpx.AsyncClient:
+    """A client holding a fresh, non-admin API key with these permissions and rate limits."""
+    key_id = f"k-{uuid.uuid4().hex[:8]}"
+    body = {"id": key_id, "name": key_id, "permissions": permissions, "rate_limits": limits}
+    created = await gateway.admin.post("/admin/api-keys", json=body)
+    assert created.status_code == 201, created.text
+    return httpx.AsyncClient(
+        base_url=gateway.base_url,
+        headers={"authorization": f"Bearer {created.json()['key']}"},
+        timeout=30,
+    )
+
+
+def openai_error(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The `error` of a response that must have this status and OpenAI's error shape."""
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert set(error) >= {"message", "type", "param", "code"}
+    return error
+
+
 @asynccontextmanager
 async def running_gateway(
     settings: Settings, *, truncate: bool = True, embedder: Embedder | None = None

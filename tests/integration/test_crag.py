@@ -8,14 +8,12 @@ the upstream recorded (the n-th request received the n-th reply).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-import httpx
 import pytest
 
 from gateway_core.config import Settings
-from tests.conftest import Gateway, running_gateway
+from tests.conftest import Gateway, key_client, openai_error, running_gateway
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
 SCORE = "/v1/crag/score"
@@ -46,25 +44,6 @@ KB = {
 async def judged(gateway: Gateway, upstream: FakeOpenAI) -> Gateway:
     await gateway.add_model("judge", upstream)
     return gateway
-
-
-async def _key(gateway: Gateway, permissions: dict[str, Any], **limits: int) -> httpx.AsyncClient:
-    key_id = f"k-{uuid.uuid4().hex[:8]}"
-    body = {"id": key_id, "name": key_id, "permissions": permissions, "rate_limits": limits}
-    created = await gateway.admin.post("/admin/api-keys", json=body)
-    assert created.status_code == 201, created.text
-    return httpx.AsyncClient(
-        base_url=gateway.base_url,
-        headers={"authorization": f"Bearer {created.json()['key']}"},
-        timeout=30,
-    )
-
-
-def _error(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert set(error) >= {"message", "type", "param", "code"}
-    return error
 
 
 def _by_id(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -241,17 +220,17 @@ async def test_knowledge_base_form_grades_the_search_hits(
 
 
 async def test_permissions_are_the_callers(judged: Gateway, upstream: FakeOpenAI) -> None:
-    no_models = await _key(judged, {"knowledge_bases": "all"})
+    no_models = await key_client(judged, {"knowledge_bases": "all"})
     body = {"query": QUERY, "documents": DOCS, "strategy": "llm", "model_id": "judge"}
     async with no_models:
-        error = _error(await no_models.post(SCORE, json=body), 403)
+        error = openai_error(await no_models.post(SCORE, json=body), 403)
         assert error["param"] == "model_id" and error["code"] == "permission_denied"
         kb_source = {"query": QUERY, "documents": {"knowledge_base_id": "product-docs"}}
-        only_models = await _key(judged, {"models": ["judge"]})
+        only_models = await key_client(judged, {"models": ["judge"]})
         async with only_models:
-            assert _error(await only_models.post(SCORE, json=kb_source), 403)
+            assert openai_error(await only_models.post(SCORE, json=kb_source), 403)
             with_prompt = {**body, "prompt_id": "strict-grader"}
-            assert _error(await only_models.post(SCORE, json=with_prompt), 403)
+            assert openai_error(await only_models.post(SCORE, json=with_prompt), 403)
             upstream.enqueue(*(Scenario(content="correct") for _ in DOCS))
             allowed = await only_models.post(SCORE, json=body)
             assert allowed.status_code == 200, allowed.text
@@ -275,7 +254,7 @@ async def test_invalid_requests_are_400_in_openai_format(
     gateway: Gateway, body: dict[str, Any], param: str | None, code: str | None
 ) -> None:
     request = {"query": QUERY, "documents": [{"content": "x", "score": 0.5}], **body}
-    error = _error(await gateway.admin.post(SCORE, json=request), 400)
+    error = openai_error(await gateway.admin.post(SCORE, json=request), 400)
     if param is not None:
         assert error["param"] == param
     if code is not None:
@@ -284,24 +263,24 @@ async def test_invalid_requests_are_400_in_openai_format(
 
 async def test_unknown_judge_prompt_and_knowledge_base_are_404(judged: Gateway) -> None:
     base = {"query": QUERY, "documents": DOCS, "strategy": "llm"}
-    model = _error(await judged.admin.post(SCORE, json={**base, "model_id": "nope"}), 404)
+    model = openai_error(await judged.admin.post(SCORE, json={**base, "model_id": "nope"}), 404)
     assert model["param"] == "model_id"
     prompt = {**base, "model_id": "judge", "prompt_id": "nope"}
-    assert _error(await judged.admin.post(SCORE, json=prompt), 404)["param"] == "prompt_id"
+    assert openai_error(await judged.admin.post(SCORE, json=prompt), 404)["param"] == "prompt_id"
     kb = {"query": QUERY, "documents": {"knowledge_base_id": "nope"}}
-    assert _error(await judged.admin.post(SCORE, json=kb), 404)["code"] == (
+    assert openai_error(await judged.admin.post(SCORE, json=kb), 404)["code"] == (
         "knowledge_base_not_found"
     )
 
 
 async def test_scoring_is_rate_limited(gateway: Gateway) -> None:
-    limited = await _key(gateway, {}, requests_per_minute=1)
+    limited = await key_client(gateway, {}, requests_per_minute=1)
     body = {"query": QUERY, "documents": [{"content": "x", "score": 0.9}]}
     async with limited:
         first = await limited.post(SCORE, json=body)
         assert first.status_code == 200, first.text
         assert first.headers["x-ratelimit-limit-requests"] == "1"
-        error = _error(await limited.post(SCORE, json=body), 429)
+        error = openai_error(await limited.post(SCORE, json=body), 429)
         assert error["code"] == "rate_limit_exceeded"
 
 
@@ -327,4 +306,4 @@ async def test_a_judge_chain_falls_back_and_a_refusing_judge_fails_the_request(
     assert len(upstream.requests) == 1 and len(backup.requests) == 1
     upstream.enqueue(Scenario(status=400, error_message="bad judge request"))
     refused = await judged.admin.post(SCORE, json={**body, "model_id": "judge"})
-    assert "bad judge request" in _error(refused, 400)["message"]
+    assert "bad judge request" in openai_error(refused, 400)["message"]

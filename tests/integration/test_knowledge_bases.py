@@ -6,7 +6,6 @@ backend-level tests drive PgvectorBackend on the same database with random unit 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +17,7 @@ from gateway_core.domain.knowledge import EmbeddedDocument, KnowledgeBaseRef
 from gateway_core.knowledge.backend import SearchQuery
 from gateway_core.knowledge.filters import parse_filter
 from gateway_core.knowledge.pgvector import PgvectorBackend
-from tests.conftest import Gateway
+from tests.conftest import Gateway, key_client, openai_error
 
 MODEL_BODY = {
     "id": "local-embed",
@@ -85,26 +84,6 @@ async def _search(gateway: Gateway, **body: Any) -> httpx.Response:
     return await gateway.admin.post(f"{BASE}/search", json=body)
 
 
-async def _key(gateway: Gateway, permissions: dict[str, Any], **limits: int) -> httpx.AsyncClient:
-    """A client holding a fresh API key with these permissions and rate limits."""
-    key_id = f"k-{uuid.uuid4().hex[:8]}"
-    body = {"id": key_id, "name": key_id, "permissions": permissions, "rate_limits": limits}
-    created = await gateway.admin.post("/admin/api-keys", json=body)
-    assert created.status_code == 201, created.text
-    return httpx.AsyncClient(
-        base_url=gateway.base_url,
-        headers={"authorization": f"Bearer {created.json()['key']}"},
-        timeout=30,
-    )
-
-
-def _assert_openai_error(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert set(error) >= {"message", "type", "param", "code"}
-    return error
-
-
 async def test_the_issue_bodies_create_a_kb_that_shows_count_and_health(kb: Gateway) -> None:
     shown = await kb.admin.get("/admin/knowledge-bases/product-docs")
     assert shown.status_code == 200, shown.text
@@ -120,7 +99,7 @@ async def test_the_issue_bodies_create_a_kb_that_shows_count_and_health(kb: Gate
 
 async def test_a_chat_model_cannot_embed_a_kb(kb: Gateway) -> None:
     body = {**KB_BODY, "id": "bad-kb", "embedding_model_id": "no-such-model"}
-    error = _assert_openai_error(await kb.admin.post("/admin/knowledge-bases", json=body), 400)
+    error = openai_error(await kb.admin.post("/admin/knowledge-bases", json=body), 400)
     assert error["param"] == "embedding_model_id"
 
 
@@ -136,9 +115,9 @@ async def test_documents_are_added_read_replaced_and_deleted(kb: Gateway) -> Non
     ]
     deleted = await kb.admin.delete(f"{BASE}/documents/refunds")
     assert deleted.json() == {"object": "knowledge_base.document", "id": "refunds", "deleted": True}
-    error = _assert_openai_error(await kb.admin.get(f"{BASE}/documents/refunds"), 404)
+    error = openai_error(await kb.admin.get(f"{BASE}/documents/refunds"), 404)
     assert error["code"] == "document_not_found"
-    _assert_openai_error(await kb.admin.delete(f"{BASE}/documents/refunds"), 404)
+    openai_error(await kb.admin.delete(f"{BASE}/documents/refunds"), 404)
 
 
 async def test_listing_pages_by_cursor_and_filters(kb: Gateway) -> None:
@@ -168,8 +147,8 @@ async def test_listing_pages_by_cursor_and_filters(kb: Gateway) -> None:
     )
     assert [doc["id"] for doc in by_body.json()["data"]] == ["d23", "d24"]
     bad = await kb.admin.get(f"{BASE}/documents", params={"filter": '{"field": "n"}'})
-    assert _assert_openai_error(bad, 400)["param"].startswith("filter")
-    _assert_openai_error(await kb.admin.get(f"{BASE}/documents", params={"filter": "{"}), 400)
+    assert openai_error(bad, 400)["param"].startswith("filter")
+    openai_error(await kb.admin.get(f"{BASE}/documents", params={"filter": "{"}), 400)
 
 
 async def test_delete_by_filter_removes_exactly_the_matches(kb: Gateway) -> None:
@@ -183,7 +162,7 @@ async def test_delete_by_filter_removes_exactly_the_matches(kb: Gateway) -> None
     assert response.json()["deleted"] == 2
     left = (await kb.admin.get(f"{BASE}/documents")).json()["data"]
     assert sorted(doc["id"] for doc in left) == ["password", "shipping", "two-factor"]
-    _assert_openai_error(await kb.admin.request("DELETE", f"{BASE}/documents", json={}), 400)
+    openai_error(await kb.admin.request("DELETE", f"{BASE}/documents", json={}), 400)
 
 
 async def test_each_search_mode_finds_the_document_that_answers(kb: Gateway) -> None:
@@ -226,12 +205,12 @@ async def test_threshold_keeps_only_hits_that_reach_it(kb: Gateway) -> None:
 
 async def test_top_k_must_lie_between_1_and_1000(kb: Gateway) -> None:
     for top_k in (0, 1001):
-        _assert_openai_error(await _search(kb, query="x", top_k=top_k), 400)
+        openai_error(await _search(kb, query="x", top_k=top_k), 400)
     assert (await _search(kb, query="x", top_k=1000)).status_code == 200
 
 
 async def test_a_key_without_knowledge_bases_gets_403_everywhere(kb: Gateway) -> None:
-    async with await _key(kb, {"models": "all"}) as client:
+    async with await key_client(kb, {"models": "all"}) as client:
         for method, path, body in (
             ("POST", f"{BASE}/search", {"query": "x"}),
             ("POST", f"{BASE}/documents", {"documents": [DOCS[0]]}),
@@ -240,21 +219,21 @@ async def test_a_key_without_knowledge_bases_gets_403_everywhere(kb: Gateway) ->
             ("DELETE", f"{BASE}/documents/refunds", None),
         ):
             response = await client.request(method, path, json=body)
-            assert _assert_openai_error(response, 403)["type"] == "permission_error"
+            assert openai_error(response, 403)["type"] == "permission_error"
         assert (await client.get("/v1/knowledge-bases")).json()["data"] == []
-    async with await _key(kb, {"knowledge_bases": ["product-docs"]}) as client:
+    async with await key_client(kb, {"knowledge_bases": ["product-docs"]}) as client:
         listed = (await client.get("/v1/knowledge-bases")).json()["data"]
         assert [item["id"] for item in listed] == ["product-docs"]
         assert (await client.post(f"{BASE}/search", json={"query": "x"})).status_code == 200
 
 
 async def test_knowledge_base_requests_count_against_rate_limits(kb: Gateway) -> None:
-    async with await _key(kb, {"knowledge_bases": "all"}, requests_per_minute=2) as client:
+    async with await key_client(kb, {"knowledge_bases": "all"}, requests_per_minute=2) as client:
         for _ in range(2):
             response = await client.post(f"{BASE}/search", json={"query": "x"})
             assert response.status_code == 200, response.text
         refused = await client.get(f"{BASE}/documents")
-        assert _assert_openai_error(refused, 429)["type"] == "rate_limit_error"
+        assert openai_error(refused, 429)["type"] == "rate_limit_error"
         assert "retry-after" in refused.headers
 
 
@@ -265,7 +244,7 @@ async def test_changing_the_embedding_model_needs_reembedding(kb: Gateway) -> No
     update["embedding_model_id"] = "local-embed-128"
     await _add(kb, DOCS)
     refused = await kb.admin.put("/admin/knowledge-bases/product-docs", json=update)
-    assert _assert_openai_error(refused, 409)["code"] == "knowledge_base_not_empty"
+    assert openai_error(refused, 409)["code"] == "knowledge_base_not_empty"
     moved = await kb.admin.put(
         "/admin/knowledge-bases/product-docs", params={"reembed": "true"}, json=update
     )
@@ -279,7 +258,7 @@ async def test_changing_the_embedding_model_needs_reembedding(kb: Gateway) -> No
 async def test_deleting_a_kb_drops_its_documents(kb: Gateway) -> None:
     await _add(kb, DOCS)
     assert (await kb.admin.delete("/admin/knowledge-bases/product-docs")).status_code == 200
-    _assert_openai_error(await _search(kb, query="x"), 404)
+    openai_error(await _search(kb, query="x"), 404)
     assert (await kb.admin.post("/admin/knowledge-bases", json=KB_BODY)).status_code == 201
     shown = (await kb.admin.get("/admin/knowledge-bases/product-docs")).json()
     assert shown["document_count"] == 0
