@@ -160,6 +160,11 @@ def payload_from_activity_failure(error: BaseException, *, max_retries: int) -> 
     return payload_from_error(UpstreamError(message, retryable=False), attempt=1)
 
 
+def empty_chain_failure() -> ApplicationError:
+    """A run whose chain has no step (recorded inputs only: routing refuses it earlier)."""
+    return chain_failure(payload_from_error(InvalidRequestError("chain has no steps")), attempts=0)
+
+
 def chain_failure(failure: FailurePayload | None, *, attempts: int) -> ApplicationError:
     """The workflow's final, non-retryable failure once its chain is exhausted."""
     last = failure or payload_from_error(UpstreamError("all chain steps failed", retryable=False))

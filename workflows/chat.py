@@ -39,10 +39,9 @@ with workflow.unsafe.imports_passed_through():
     from gateway_core.error_codec import (
         callback_error,
         chain_failure,
+        empty_chain_failure,
         payload_from_activity_failure,
-        payload_from_error,
     )
-    from gateway_core.errors import InvalidRequestError
 
 CALLBACK_WORKFLOW = "CallbackWorkflow"
 COMPLETE_ACTIVITY = "chat_complete"
@@ -134,9 +133,7 @@ class ChatWorkflow:
 
     async def _walk(self, inp: ChatWorkflowInput) -> ChatResult:
         if not inp.steps:
-            raise chain_failure(
-                payload_from_error(InvalidRequestError("chain has no steps")), attempts=0
-            )
+            raise empty_chain_failure()
         failure: FailurePayload | None = None
         for index, step in enumerate(inp.steps):
             call = ProviderCallInput(

@@ -22,10 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from gateway_core.domain.failures import FailurePayload
     from gateway_core.error_codec import (
         chain_failure,
+        empty_chain_failure,
         payload_from_activity_failure,
-        payload_from_error,
     )
-    from gateway_core.errors import InvalidRequestError
     from workflows.chat import (
         BACKSTOP,
         CHAIN_ENDING_ERRORS,
@@ -43,9 +42,7 @@ class EmbeddingWorkflow:
     @workflow.run
     async def run(self, inp: EmbeddingWorkflowInput) -> EmbeddingResult:
         if not inp.steps:
-            raise chain_failure(
-                payload_from_error(InvalidRequestError("chain has no steps")), attempts=0
-            )
+            raise empty_chain_failure()
         attempts = 0
         failure: FailurePayload | None = None
         for index, step in enumerate(inp.steps):

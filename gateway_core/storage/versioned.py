@@ -202,14 +202,7 @@ class VersionedRepository(Generic[EntityT, VersionT, CreateT, UpdateT]):
         """Make an old version current again, as a new version (validated as an update)."""
         spec = self.spec
         async with self._pool.connection() as conn, conn.transaction():
-            cursor = await conn.execute(
-                f"SELECT * FROM {spec.versions_table} WHERE {spec.key_column} = %s"
-                " AND version = %s",
-                (entity_id, version),
-            )
-            old = await cursor.fetchone()
-            if old is None:
-                raise spec.no_version(entity_id, version)
+            old = await self._version_row(conn, entity_id, version)
             fields = self._to_version(old).model_dump(include=set(spec.update_model.model_fields))
             body = spec.update_model.model_validate(fields)
             row = await self._write_version(conn, entity_id, body, expected_version)
@@ -245,17 +238,19 @@ class VersionedRepository(Generic[EntityT, VersionT, CreateT, UpdateT]):
 
     async def get_version(self, entity_id: str, version: int) -> VersionT:
         """One version (also of a deleted entity), or NotFoundError `version_not_found`."""
-        spec = self.spec
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                f"SELECT * FROM {spec.versions_table} WHERE {spec.key_column} = %s"
-                " AND version = %s",
-                (entity_id, version),
-            )
-            row = await cursor.fetchone()
+            return self._to_version(await self._version_row(conn, entity_id, version))
+
+    async def _version_row(self, conn: Connection, entity_id: str, version: int) -> dict[str, Any]:
+        spec = self.spec
+        cursor = await conn.execute(
+            f"SELECT * FROM {spec.versions_table} WHERE {spec.key_column} = %s AND version = %s",
+            (entity_id, version),
+        )
+        row = await cursor.fetchone()
         if row is None:
             raise spec.no_version(entity_id, version)
-        return self._to_version(row)
+        return row
 
     async def _write_version(
         self, conn: Connection, entity_id: str, body: UpdateT, expected_version: int | None
