@@ -43,6 +43,15 @@ class LlmProvider(Protocol):
         ...
 
 
+def text_inputs(body: dict[str, Any], provider: str) -> list[str]:
+    """The texts of an embeddings request body; a 400 for token arrays (text-only upstreams)."""
+    inputs = body.get("input")
+    texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+    if not all(isinstance(text, str) for text in texts):
+        raise unsupported(provider, "token arrays as embedding input")
+    return texts
+
+
 def unsupported(provider: str, feature: str) -> InvalidRequestError:
     """The 400 a provider answers for an OpenAI feature it cannot honour."""
     return InvalidRequestError(

@@ -23,6 +23,7 @@ from gateway_core.providers.base import (
     parse_data_url,
     refuse_unsupported,
     stop_sequences,
+    text_inputs,
     text_of,
     tool_arguments,
     tool_call,
@@ -304,10 +305,7 @@ class GeminiProvider:
     async def embed(
         self, model: ResolvedModel, body: dict[str, Any], api_key: str | None
     ) -> dict[str, Any]:
-        inputs = body.get("input")
-        texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
-        if not all(isinstance(text, str) for text in texts):
-            raise unsupported(NAME, "token arrays as embedding input")
+        texts = text_inputs(body, NAME)
         name = f"models/{model.upstream_model.removeprefix('models/')}"
         requests = []
         for text in texts:

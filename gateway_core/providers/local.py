@@ -22,7 +22,7 @@ import numpy.typing as npt
 from gateway_core.domain.chat import ResolvedModel
 from gateway_core.domain.models import LOCAL_EMBEDDING_MODELS
 from gateway_core.errors import ConfigurationError, InvalidRequestError
-from gateway_core.providers.base import unsupported
+from gateway_core.providers.base import text_inputs, unsupported
 
 NAME = "local"
 # Token rows gathered at once: bounds memory whatever the texts' lengths (~64 MB at 256).
@@ -136,10 +136,7 @@ class LocalProvider:
     async def embed(
         self, model: ResolvedModel, body: dict[str, Any], api_key: str | None
     ) -> dict[str, Any]:
-        inputs = body.get("input")
-        texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
-        if not all(isinstance(text, str) for text in texts):
-            raise unsupported(NAME, "token arrays as embedding input")
+        texts = text_inputs(body, NAME)
         dimensions = int(body.get("dimensions") or model.dimensions or 0)
         embedded = await self._embedder.embed_texts(model.upstream_model, texts, dimensions)
         data = [
