@@ -16,6 +16,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.guard import AttemptGuard
+from activities.heartbeats import HEARTBEAT_EVERY_S, heartbeating
+from activities.model_check import ModelMismatchError, ModelVersionCheck
 from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.credentials.base import CredentialResolver
 from gateway_core.credentials.rotation import call_with_rotation, stream_with_rotation
@@ -34,8 +36,6 @@ from gateway_core.providers.registry import ProviderRegistry
 from gateway_core.streaming.assembler import ChunkAssembler
 from gateway_core.streaming.bus import StreamBus
 
-HEARTBEAT_EVERY_S = 1.0
-
 
 def _failure(error: GatewayError) -> ApplicationError:
     """The activity's failure for `error`, recording this attempt's number."""
@@ -52,7 +52,9 @@ class ChatActivities:
         bus: StreamBus,
         breaker: CircuitBreaker,
         metrics: GatewayMetrics,
+        models: ModelVersionCheck,
     ) -> None:
+        self._models = models
         self._providers = providers
         self._credentials = credentials
         self._bus = bus
@@ -60,6 +62,17 @@ class ChatActivities:
 
     async def _admit(self, call: ProviderCallInput) -> None:
         await self._guard.admit(call.model.id)
+
+    async def _verify_model(self, call: ProviderCallInput) -> None:
+        """Refuse, before any credential is read, a model that is not its stored version."""
+        try:
+            await self._models.verify(call.model)
+        except ModelMismatchError as error:
+            if call.stream_key is not None:
+                await self._bus.publish(
+                    call.stream_key, ErrorEvent(error=payload_from_error(error))
+                )
+            raise _failure(error) from None
 
     async def _settle(
         self, call: ProviderCallInput, started: float, error: BaseException | None
@@ -70,13 +83,15 @@ class ChatActivities:
     async def complete(self, call: ProviderCallInput) -> ProviderCallResult:
         """One non-streaming upstream call, bounded by the step's latency limit."""
         request_id_var.set(call.request_id)
+        await self._verify_model(call)
         await self._admit(call)
         started = time.monotonic()
         limit_s = call.attempt_timeout_ms / 1000 if call.attempt_timeout_ms else None
         try:
             provider = self._providers.get(call.model.provider)
             try:
-                async with asyncio.timeout(limit_s):
+                # Heartbeats reach a user workflow's chat step (a regular activity) with its cancel.
+                async with asyncio.timeout(limit_s), heartbeating():
                     response = await call_with_rotation(
                         self._credentials,
                         call.model.credential,
@@ -113,6 +128,7 @@ class ChatActivities:
             )
             await self._bus.publish(key, ErrorEvent(error=payload_from_error(repeat)))
             raise _failure(repeat)
+        await self._verify_model(call)
         await self._admit(call)
         assembler = ChunkAssembler()
         heartbeat = asyncio.create_task(_heartbeat_forever(assembler))

@@ -10,14 +10,14 @@ worker died) stores each chunk exactly once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from temporalio import activity
 
 from activities.embeddings import EmbeddingActivities
+from activities.heartbeats import heartbeating
 from gateway_core.domain.embeddings import EmbedCallInput, PackedVectors
 from gateway_core.domain.ingestion import (
     ChunkInput,
@@ -42,27 +42,6 @@ from gateway_core.ingestion.model import Chunk, DocumentParseError, ParsedDocume
 from gateway_core.knowledge.backend import KnowledgeBackend
 from gateway_core.knowledge.filters import Condition
 from gateway_core.storage.blobs import BlobStore
-
-HEARTBEAT_EVERY_S = 1.0
-
-
-@contextlib.asynccontextmanager
-async def heartbeating() -> AsyncIterator[None]:
-    """Heartbeat while the block runs: a dead worker's attempt is retried within the
-    heartbeat timeout instead of the stage's whole start-to-close timeout."""
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY_S)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def _failure(error: GatewayError) -> Exception:

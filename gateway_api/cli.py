@@ -1,16 +1,18 @@
-"""The `pmp-gateway` command: serve (embedded default), api, worker, export, import, ingest."""
+"""The `pmp-gateway` command: serve (embedded default), api, worker, export, import, ingest, ui."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 import uvicorn
@@ -27,12 +29,17 @@ from gateway_api.config_cli import (
     read_config_file,
 )
 from gateway_api.ingest_cli import add_ingest_command, run_ingest_command
+from gateway_api.middleware import DrainState
+from gateway_api.ui.server import add_ui_command, run_ui_command
 from gateway_core.auth.keys import ADMIN_KEY_FILE
 from gateway_core.config import Settings
 from gateway_core.config_io import GatewayConfig
 from gateway_core.logging import configure_logging
 from gateway_core.metrics import serving_metrics
 from gateway_core.process import StartupError
+from temporal_workers.client import install_sdk_metrics
+
+logger = logging.getLogger(__name__)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -67,14 +74,48 @@ class _Server(uvicorn.Server):
     requested, clean stop into a death by signal.
     """
 
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_started: Callable[[], None],
+        drain: DrainState | None = None,
+        drain_seconds: float = 0.0,
+    ) -> None:
         super().__init__(config)
         self._on_started = on_started
+        self._drain = drain
+        self._drain_seconds = drain_seconds
+        self._drain_task: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        self._loop = asyncio.get_running_loop()
         if self.started:
             self._on_started()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """The first stop signal drains (PMP_DRAIN_SECONDS), a second one stops at once."""
+        if self._drain is None or self._drain.draining or not self.started:
+            super().handle_exit(sig, frame)
+            return
+        self._drain.draining = True  # /ready answers 503 and new requests are refused
+        self._loop.call_soon_threadsafe(self._begin_drain)
+
+    def _begin_drain(self) -> None:
+        self._drain_task = asyncio.create_task(self._drain_then_stop())
+
+    async def _drain_then_stop(self) -> None:
+        assert self._drain is not None
+        logger.info(
+            "draining: waiting for requests in flight",
+            extra={"in_flight": self._drain.in_flight, "drain_seconds": self._drain_seconds},
+        )
+        if not await self._drain.wait_idle(self._drain_seconds):
+            logger.warning(
+                "drain window over; cancelling what is still in flight",
+                extra={"in_flight": self._drain.in_flight},
+            )
+        self.should_exit = True
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -111,9 +152,15 @@ async def _serve_http(settings: Settings, mode: Mode, startup_config: GatewayCon
             log_config=None,
             access_log=False,
             lifespan="on",
-            timeout_graceful_shutdown=10,
+            # The drain (PMP_DRAIN_SECONDS) came first; then what is left gets cancelled.
+            timeout_graceful_shutdown=1,
         )
-        server = _Server(config, on_started=lambda: _announce(settings, runtime, settings.port))
+        server = _Server(
+            config,
+            on_started=lambda: _announce(settings, runtime, settings.port),
+            drain=app.state.drain,
+            drain_seconds=settings.drain_seconds,
+        )
         await server.serve()
         if not server.started:
             raise StartupError(f"could not listen on {settings.host}:{settings.port}")
@@ -174,6 +221,15 @@ def _startup_config(file: Path | None) -> GatewayConfig | None:
         sys.exit(1)
 
 
+def _prepare_process(settings: Settings) -> None:
+    """Logging, the Temporal SDK's metrics, and a private data dir, before anything starts."""
+    configure_logging(settings.log_format, settings.log_level)
+    install_sdk_metrics(settings)
+    # Keys, prompts and answers live in the data dir: nothing in it is for other users.
+    os.umask(0o077)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pmp-gateway", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     _add_config_commands(commands)
     add_ingest_command(commands)
+    add_ui_command(commands)
     commands.add_parser("version", help="print the version")
     args = parser.parse_args(argv)
     if args.command == "version":
@@ -201,11 +258,11 @@ def main(argv: list[str] | None = None) -> None:
         _run_config_command(args)
     if args.command == "ingest":
         sys.exit(run_ingest_command(args))
+    if args.command == "ui":
+        run_ui_command(args)
+        return
     settings = _settings(args)
-    configure_logging(settings.log_format, settings.log_level)
-    # Keys, prompts and answers live in the data dir: nothing in it is for other users.
-    os.umask(0o077)
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _prepare_process(settings)
     startup_config = _startup_config(getattr(args, "config", None))
     main_coroutine = (
         _run_worker(settings)

@@ -15,6 +15,7 @@ from gateway_api.assembly.services import Services
 from gateway_api.services.api_keys import ApiKeyAdmin
 from gateway_api.services.cache_policy import ResponseCacheService
 from gateway_api.services.chat import ChatService
+from gateway_api.services.codec import CodecService
 from gateway_api.services.config_admin import ConfigAdmin
 from gateway_api.services.crag import CragService
 from gateway_api.services.credentials import CredentialProviders
@@ -25,6 +26,7 @@ from gateway_api.services.knowledge import KnowledgeService
 from gateway_api.services.model_health import ModelHealth
 from gateway_api.services.operations import OperationsService
 from gateway_api.services.readiness import Readiness
+from gateway_api.services.workflow_runs import WorkflowRunsService
 from gateway_core.auth.service import Caller
 from gateway_core.errors import AuthenticationError, InvalidRequestError
 from gateway_core.metrics import GatewayMetrics
@@ -107,6 +109,14 @@ def crag_service(request: Request) -> CragService:
     return _services(request).crag
 
 
+def workflow_runs_service(request: Request) -> WorkflowRunsService:
+    return _services(request).workflow_runs
+
+
+def codec_service(request: Request) -> CodecService:
+    return _services(request).codec
+
+
 StorageDep = Annotated[StorageGroup, Depends(storage)]
 CacheDep = Annotated[ResponseCacheService, Depends(cache_service)]
 MetricsDep = Annotated[GatewayMetrics, Depends(metrics_registry)]
@@ -122,6 +132,8 @@ CredentialsDep = Annotated[CredentialProviders, Depends(credential_providers)]
 KnowledgeDep = Annotated[KnowledgeService, Depends(knowledge_service)]
 IngestionDep = Annotated[IngestionService, Depends(ingestion_service)]
 CragDep = Annotated[CragService, Depends(crag_service)]
+WorkflowRunsDep = Annotated[WorkflowRunsService, Depends(workflow_runs_service)]
+CodecDep = Annotated[CodecService, Depends(codec_service)]
 ServicesDep = Annotated[Services, Depends(_services)]
 
 
@@ -142,7 +154,9 @@ def presented_key(request: Request) -> str:
 
 async def authenticate(request: Request) -> Caller:
     """The caller behind the presented key (401 saying what is wrong with it)."""
-    return await _runtime(request).auth.authenticator.authenticate(presented_key(request))
+    caller = await _runtime(request).auth.authenticator.authenticate(presented_key(request))
+    request.state.pmp_key_id = caller.key_id  # for the access log line
+    return caller
 
 
 def response_headers(request: Request) -> dict[str, str]:

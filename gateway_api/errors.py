@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -18,7 +19,7 @@ from gateway_core.error_codec import (
     http_error,
     http_error_for_status,
 )
-from gateway_core.errors import GatewayError
+from gateway_core.errors import GatewayError, InvalidRequestError
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,18 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return _response(http_error_for_status(exc.status_code, str(exc.detail), exc.headers))
 
+    async def on_database_value_error(_request: Request, exc: Exception) -> Response:
+        # SQLSTATE class 22 (data exception): a request value PostgreSQL cannot store or
+        # compare (U+0000 in text, an interval out of range), not a server fault.
+        logger.info("database refused a request value", extra={"error": type(exc).__name__})
+        error = InvalidRequestError(
+            "a value in the request cannot be stored (for example the NUL character U+0000,"
+            " or a number out of range)",
+            code="unstorable_value",
+        )
+        return _response(http_error(error))
+
     app.add_exception_handler(GatewayError, on_gateway_error)
+    app.add_exception_handler(psycopg.DataError, on_database_value_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

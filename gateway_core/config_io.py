@@ -103,6 +103,8 @@ def load_document(text: str | bytes, *, json_only: bool = False) -> Any:
         return json.loads(text) if json_only else yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
     except json.JSONDecodeError as error:
         raise ConfigError([f"the document is not valid JSON: {error}"]) from None
+    except UnicodeDecodeError:  # json.loads of bytes that are not UTF-8 (YAML says ReaderError)
+        raise ConfigError(["the document is not UTF-8 text"]) from None
     except yaml.YAMLError as error:
         raise ConfigError([f"the document is not valid YAML: {error}"]) from None
 

@@ -74,7 +74,12 @@ def _kind_of(error: GatewayError) -> str:
 
 def payload_from_error(error: GatewayError, *, attempt: int | None = None) -> FailurePayload:
     """Serialise an error so it can cross a process boundary (failure details, the bus)."""
-    fields: dict[str, Any] = {"kind": _kind_of(error), **error.to_dict(), "attempt": attempt}
+    fields: dict[str, Any] = {
+        "kind": _kind_of(error),
+        **error.to_dict(),
+        "message": error.message,  # the detail crosses; to_dict may hide it from callers
+        "attempt": attempt,
+    }
     if isinstance(error, UpstreamError):
         return UpstreamFailure.model_validate(
             {

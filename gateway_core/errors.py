@@ -90,10 +90,22 @@ class ServiceUnavailableError(GatewayError):
 
 
 class ConfigurationError(GatewayError):
-    """The gateway itself is misconfigured (missing credential, unknown provider)."""
+    """The gateway itself is misconfigured (missing credential, unknown provider).
+
+    Its message is for operators (it may name environment variables, secret paths or
+    store addresses): callers get a fixed message and the stable `code`; the detail stays
+    in the API's log and the run's (encrypted) history.
+    """
 
     status_code = 500
     error_type = "configuration_error"
+    public_message = (
+        "the gateway is not configured to serve this request; an operator can find the"
+        " cause in the gateway's log"
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "message": self.public_message}
 
 
 class UpstreamError(GatewayError):

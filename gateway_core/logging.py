@@ -1,4 +1,4 @@
-"""Structured logging: key=value text or one JSON object per line, with the request id."""
+"""Structured logging: key=value text or one JSON object per line, with request and trace ids."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import trace
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "pmp_request_id", default=None
@@ -26,6 +28,11 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     request_id = request_id_var.get()
     if request_id is not None and "request_id" not in fields:
         fields["request_id"] = request_id
+    # The span current where the line was logged (none when tracing is off).
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        fields.setdefault("trace_id", trace.format_trace_id(context.trace_id))
+        fields.setdefault("span_id", trace.format_span_id(context.span_id))
     return fields
 
 
@@ -70,3 +77,54 @@ def configure_logging(log_format: str, level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # The access log is ours (gateway_api.middleware), with the request id.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+# Field names whose values are credentials wherever they appear in a logged body.
+SECRET_FIELDS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "authorization",
+        "password",
+        "secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "client_secret",
+        "key",
+        "credential",
+        "credentials",
+        "secret_access_key",
+        "session_token",
+    }
+)
+REDACTED = "[redacted]"
+
+
+def redact_fields(value: Any, fields: frozenset[str]) -> Any:
+    """`value` with every dict entry named in `fields` (case-insensitive) replaced."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if str(key).lower() in fields else redact_fields(item, fields)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_fields(item, fields) for item in value]
+    return value
+
+
+def redacted_body(raw: bytes, fields: frozenset[str], secrets: tuple[str, ...]) -> Any:
+    """A request or response body fit for a log line: JSON with secret fields redacted.
+
+    Values of `secrets` (the presented API key) are cut from the text wherever they
+    occur; a body that is not JSON is logged by its size only.
+    """
+    text = raw.decode("utf-8", errors="replace")
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return {"bytes": len(raw)}
+    return redact_fields(parsed, SECRET_FIELDS | fields)

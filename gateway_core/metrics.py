@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,6 +21,65 @@ from gateway_core.process import StartupError
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+# Bucket boundaries the OpenTelemetry GenAI conventions advise for each instrument.
+_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+_OPERATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48)
+_FIRST_TOKEN_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5)
+_PER_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5)
+# The conventions' attribute names as Prometheus labels (dots become underscores).
+_GENAI_LABELS = [
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "gen_ai_response_model",
+    "pmp_model_id",
+]
+
+
+@dataclass(frozen=True)
+class GenAiLabels:
+    """Who one provider call went to: operation, provider, upstream model, gateway model."""
+
+    operation: str
+    provider: str
+    request_model: str
+    model_id: str
+
+    def values(self, response_model: str) -> list[str]:
+        return [self.operation, self.provider, self.request_model, response_model, self.model_id]
+
+
+class UpstreamTime:
+    """Seconds spent in upstream calls per request id, for the gateway-overhead histogram.
+
+    Filled by provider calls and read once by the request's access log; both sides
+    meet only where API and worker share a process (the serve mode). Entries nobody
+    reads (a request answered by another process) are dropped after `ttl_s`.
+    """
+
+    def __init__(self, ttl_s: float = 300.0) -> None:
+        self._lock = threading.Lock()
+        self._seconds: dict[str, tuple[float, float]] = {}
+        self._ttl_s = ttl_s
+
+    def add(self, request_id: str | None, seconds: float) -> None:
+        if request_id is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            spent, _seen = self._seconds.get(request_id, (0.0, now))
+            self._seconds[request_id] = (spent + seconds, now)
+            if len(self._seconds) > 10_000:
+                self._seconds = {
+                    key: entry
+                    for key, entry in self._seconds.items()
+                    if now - entry[1] < self._ttl_s
+                }
+
+    def pop(self, request_id: str) -> float | None:
+        with self._lock:
+            entry = self._seconds.pop(request_id, None)
+        return None if entry is None else entry[0]
 
 
 class GatewayMetrics:
@@ -64,6 +126,9 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self._add_cache_metrics()
+        self._add_genai_metrics()
+        self._add_gateway_metrics()
+        self.upstream_time = UpstreamTime()
 
     def _add_cache_metrics(self) -> None:
         self.cache_lookups = Counter(
@@ -82,6 +147,85 @@ class GatewayMetrics:
             "Entries the response cache holds (as of this process's last write).",
             registry=self.registry,
         )
+
+    def _add_genai_metrics(self) -> None:
+        # OpenTelemetry names in Prometheus form: dots to underscores, the unit as a
+        # suffix (`s` → `_seconds`; the annotation `{token}` adds none).
+        self.genai_token_usage = Histogram(
+            "gen_ai_client_token_usage",
+            "Tokens per provider call (gen_ai.client.token.usage), by token type.",
+            [*_GENAI_LABELS, "gen_ai_token_type"],
+            buckets=_TOKEN_BUCKETS,
+            registry=self.registry,
+        )
+        self.genai_duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "Duration of one provider call (gen_ai.client.operation.duration).",
+            [*_GENAI_LABELS, "error_type"],
+            buckets=_OPERATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.genai_first_token = Histogram(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time from a stream's request to its first chunk (gen_ai.server.time_to_first_token).",
+            _GENAI_LABELS,
+            buckets=_FIRST_TOKEN_BUCKETS,
+            registry=self.registry,
+        )
+        self.genai_per_token = Histogram(
+            "gen_ai_server_time_per_output_token_seconds",
+            "Time per output token after the first (gen_ai.server.time_per_output_token).",
+            _GENAI_LABELS,
+            buckets=_PER_TOKEN_BUCKETS,
+            registry=self.registry,
+        )
+
+    def _add_gateway_metrics(self) -> None:
+        self.overhead = Histogram(
+            "pmp_gateway_overhead_seconds",
+            "Time of a request spent outside upstream calls (serve mode: API and worker in"
+            " one process).",
+            ["stream"],
+            buckets=_FIRST_TOKEN_BUCKETS,
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "pmp_http_requests",
+            "HTTP requests answered, by route template and status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.rate_limit_refusals = Counter(
+            "pmp_rate_limit_refusals",
+            "Requests the gateway's own rate limits refused (429 before any run).",
+            ["route"],
+            registry=self.registry,
+        )
+
+    def observe_genai(
+        self,
+        labels: GenAiLabels,
+        *,
+        response_model: str,
+        seconds: float,
+        error_type: str,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        first_chunk_s: float | None,
+    ) -> None:
+        """One provider call: its duration, tokens, and a stream's first-token timing."""
+        values = labels.values(response_model)
+        self.genai_duration.labels(*values, error_type).observe(seconds)
+        if input_tokens is not None:
+            self.genai_token_usage.labels(*values, "input").observe(input_tokens)
+        if output_tokens is not None:
+            self.genai_token_usage.labels(*values, "output").observe(output_tokens)
+        if first_chunk_s is None or error_type:
+            return
+        self.genai_first_token.labels(*values).observe(first_chunk_s)
+        if output_tokens and output_tokens > 1:
+            per_token = (seconds - first_chunk_s) / (output_tokens - 1)
+            self.genai_per_token.labels(*values).observe(per_token)
 
     def observe_attempt(
         self, *, model: str, chain: str | None, step: int, outcome: str, seconds: float

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from google.protobuf.duration_pb2 import Duration
@@ -12,18 +13,33 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.converter import PayloadCodec
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from gateway_core.config import Settings
 from gateway_core.domain.operations import OWNER_ATTRIBUTE, TYPE_ATTRIBUTE
+from gateway_core.process import StartupError
+from gateway_core.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
 
-async def connect_client(settings: Settings, address: str | None = None) -> Client:
-    """Connect to the configured (or embedded) Temporal frontend."""
+async def connect_client(
+    settings: Settings,
+    address: str | None = None,
+    *,
+    telemetry: Telemetry | None = None,
+    codec: PayloadCodec | None = None,
+) -> Client:
+    """Connect to the configured (or embedded) Temporal frontend.
+
+    With tracing on, the client (and so every worker built on it) carries the tracing
+    interceptor: a run's start, workflow and activities join the caller's trace.
+    """
     target = address or settings.temporal_address
     if target is None:
         raise ValueError("no Temporal address: set PMP_TEMPORAL_ADDRESS or embed the server")
@@ -31,10 +47,53 @@ async def connect_client(settings: Settings, address: str | None = None) -> Clie
     return await Client.connect(
         target,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        # With a codec (every gateway process has one), payloads are stored encrypted.
+        data_converter=dataclasses.replace(pydantic_data_converter, payload_codec=codec),
         api_key=api_key,
-        tls=settings.temporal_tls or api_key is not None,
+        tls=tls_config(settings, api_key is not None),
+        interceptors=_interceptors(telemetry),
     )
+
+
+def tls_config(settings: Settings, has_api_key: bool) -> bool | TLSConfig:
+    """TLS to the frontend: on with an API key or PMP_TEMPORAL_TLS; mTLS with a cert."""
+    cert, key, ca = (
+        settings.temporal_tls_cert_path,
+        settings.temporal_tls_key_path,
+        settings.temporal_tls_ca_path,
+    )
+    if cert is None and key is None and ca is None:
+        return settings.temporal_tls or has_api_key
+    if (cert is None) != (key is None):
+        raise StartupError("mTLS to Temporal needs both a client certificate and its key")
+    try:
+        return TLSConfig(
+            client_cert=cert.read_bytes() if cert else None,
+            client_private_key=key.read_bytes() if key else None,
+            server_root_ca_cert=ca.read_bytes() if ca else None,
+        )
+    except OSError as error:
+        raise StartupError(f"cannot read a Temporal TLS file: {error.strerror}") from None
+
+
+def _interceptors(telemetry: Telemetry | None) -> list[Interceptor]:
+    tracer = telemetry.tracer() if telemetry is not None else None
+    return [] if tracer is None else [TracingInterceptor(tracer)]
+
+
+def install_sdk_metrics(settings: Settings) -> None:
+    """Serve the Temporal SDK's metrics (PMP_TEMPORAL_METRICS_PORT) from this process.
+
+    The SDK's runtime is per process and must be chosen before the first client
+    connects, so the CLI calls this once at start-up.
+    """
+    if settings.temporal_metrics_port == 0:
+        return
+    address = f"{settings.host}:{settings.temporal_metrics_port}"
+    telemetry = TelemetryConfig(
+        metrics=PrometheusConfig(bind_address=address, durations_as_seconds=True)
+    )
+    Runtime.set_default(Runtime(telemetry=telemetry), error_if_already_set=False)
 
 
 async def register_search_attributes(client: Client, namespace: str) -> None:

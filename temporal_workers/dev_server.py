@@ -34,8 +34,11 @@ class EmbeddedTemporal:
         ui: bool = True,
         namespace: str = "default",
         host: str = "127.0.0.1",
+        codec_endpoint: str | None = None,
     ) -> None:
         self.data_dir = data_dir
+        # Where the Web UI decodes encrypted payloads (the gateway's /codec).
+        self.codec_endpoint = codec_endpoint
         self.host = host
         self.port = port or free_port(host)
         self.ui_port = ui_port or free_port(host)
@@ -83,6 +86,8 @@ class EmbeddedTemporal:
                 self.host,
                 "--ui-disable-news-fetch",
             ]
+            if self.codec_endpoint:
+                argv += ["--ui-codec-endpoint", self.codec_endpoint]
         else:
             argv.append("--headless")
         return argv

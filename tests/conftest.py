@@ -26,17 +26,20 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from gateway_api.app import create_app
-from gateway_api.assembly import Runtime, open_runtime
+from gateway_api.assembly import Mode, Runtime, open_runtime
 from gateway_core.cache.semantic import Embedder
 from gateway_core.config import Settings
 from gateway_core.process import free_port, stop, wait_for_port
 from gateway_core.storage.embedded import EmbeddedPostgres
+from gateway_core.telemetry import Telemetry
 from temporal_workers.dev_server import find_wheel_binary
 from tests.fakes.openai_upstream import FakeOpenAI
 
 ADMIN_KEY = "pk_admin_test_" + "x" * 32
 UPSTREAM_KEY_ENV = "UPSTREAM_TEST_API_KEY"
 UPSTREAM_KEY = "sk-upstream-test-secret"
+TEST_KEY_HASH_SECRET = "test-key-hash-secret-" + "h" * 32
+TEST_PAYLOAD_KEY = "dGVzdC1wYXlsb2FkLWtleS0wMTIzNDU2Nzg5YWJjZGU="  # 32 bytes, base64
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +120,13 @@ def settings(tmp_path: Path, temporal_env: WorkflowEnvironment, database_url: st
         database_url=database_url,  # type: ignore[arg-type]
         temporal_task_queue=f"test-{uuid.uuid4().hex[:12]}",
         default_max_retries=2,
+        # A test's teardown should not wait out a production drain for a hung upstream.
+        drain_seconds=1.0,
+        # Callback receivers in tests are loopback servers (refused by default).
+        callback_allow="127.0.0.1/32",
+        # Shared by every process of a test, as a deployment's `.env` would be.
+        key_hash_secret=TEST_KEY_HASH_SECRET,
+        payload_key=TEST_PAYLOAD_KEY,
     )
 
 
@@ -206,20 +216,26 @@ def openai_error(response: httpx.Response, status: int) -> dict[str, Any]:
 
 @asynccontextmanager
 async def running_gateway(
-    settings: Settings, *, truncate: bool = True, embedder: Embedder | None = None
+    settings: Settings,
+    *,
+    truncate: bool = True,
+    embedder: Embedder | None = None,
+    telemetry: Telemetry | None = None,
+    mode: Mode = "serve",
 ) -> AsyncIterator[Gateway]:
     """The real app on a loopback port, with its worker in-process (the serve mode).
 
-    `embedder` replaces the semantic cache's (tests use a deterministic one).
+    `embedder` replaces the semantic cache's (tests use a deterministic one);
+    `telemetry` the tracing from OTEL_* (tests use an in-memory exporter).
     """
-    async with open_runtime(settings, "serve") as opened:
+    async with open_runtime(settings, mode, telemetry) as opened:
         runtime = opened
         if embedder is not None:
             cache = dataclasses.replace(runtime.cache, embedder=embedder)
             runtime = dataclasses.replace(runtime, cache=cache)
         if truncate:
             await _truncate(runtime)
-        app = create_app(settings, runtime=runtime)
+        app = create_app(settings, mode, runtime=runtime)
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
@@ -283,6 +299,10 @@ async def gateway_process(settings: Settings, log_path: Path) -> AsyncIterator[s
         await stop(process, signal.SIGTERM, timeout_s=30)
 
 
+def _secret_text(value: Any) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
 def start_worker_process(
     settings: Settings, log: Path, *, metrics_port: int = 0, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -296,6 +316,8 @@ def start_worker_process(
         "PMP_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
         "PMP_DATA_DIR": str(settings.data_dir),
         "PMP_WORKER_METRICS_PORT": str(metrics_port),
+        "PMP_KEY_HASH_SECRET": _secret_text(settings.key_hash_secret),
+        "PMP_PAYLOAD_KEY": _secret_text(settings.payload_key),
         **(env or {}),
     }
     worker_env.pop("PMP_REDIS_URL", None)

@@ -38,6 +38,7 @@ from temporal_workers.dev_server import find_wheel_binary
 from tests.conftest import Gateway
 from tests.fakes.loopback import LoopbackServer
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario
+from tests.userflow_replay_scenarios import USERFLOW_SCENARIOS
 from workflows.callback import MAX_ATTEMPTS, CallbackWorkflow
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "replay me"}]
@@ -432,5 +433,6 @@ SCENARIOS: dict[str, Build] = {
         ingestion_partial,
         callback_delivered,
         callback_failed,
+        *USERFLOW_SCENARIOS,  # UserWorkflow: tests/userflow_replay_scenarios.py
     )
 }

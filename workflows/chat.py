@@ -7,6 +7,8 @@ or the error would fail the same way on every model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -84,14 +86,14 @@ class ChatWorkflow:
     """One chat completion run; plain calls use a local activity, streams a regular one."""
 
     def __init__(self) -> None:
-        self._attempts = 0
+        self._chain = ChainWalk()
 
     @workflow.run
     async def run(self, inp: ChatWorkflowInput) -> ChatResult:
         if inp.callback_url is None:
-            return await self._walk(inp)
+            return await self._chain.walk(inp)
         try:
-            result = await self._walk(inp)
+            result = await self._chain.walk(inp)
         except Exception as error:
             # A cancelled run surfaces as ActivityError(cause=CancelledError) or as the
             # CancelledError itself; either way its callback says "cancelled".
@@ -131,7 +133,28 @@ class ChatWorkflow:
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
 
-    async def _walk(self, inp: ChatWorkflowInput) -> ChatResult:
+
+@dataclass(frozen=True)
+class InnerStep:
+    """A chain walked as one step of another run (a user workflow's chat step).
+
+    Its plain calls are then regular activities, named by `summary` and identified by
+    `next_id()`, not local ones: a local activity keeps the run's workflow task open, so
+    the run could answer no progress query and take no cancellation while it is in flight.
+    """
+
+    summary: str
+    next_id: Callable[[], str]
+
+
+class ChainWalk:
+    """One walk of a chain of model steps, counting attempts across the steps."""
+
+    def __init__(self, inner: InnerStep | None = None) -> None:
+        self.attempts = 0
+        self._inner = inner
+
+    async def walk(self, inp: ChatWorkflowInput) -> ChatResult:
         if not inp.steps:
             raise empty_chain_failure()
         failure: FailurePayload | None = None
@@ -142,7 +165,7 @@ class ChatWorkflow:
                 request_id=inp.request_id,
                 chain_id=inp.chain_id,
                 step_index=index,
-                prior_attempts=self._attempts,
+                prior_attempts=self.attempts,
             )
             try:
                 result = await self._call(step, call, inp.stream)
@@ -150,20 +173,20 @@ class ChatWorkflow:
                 if is_cancellation(error):
                     raise
                 failure = payload_from_activity_failure(error, max_retries=step.max_retries)
-                self._attempts += failure.attempt_count
+                self.attempts += failure.attempt_count
                 if failure.kind in CHAIN_ENDING_ERRORS or step.on_exhausted == "fail":
                     break
                 continue
-            self._attempts += result.attempt
+            self.attempts += result.attempt
             return ChatResult(
                 response=result.response,
                 served_by=step.model.id,
                 steps_tried=index + 1,
-                attempts=self._attempts,
+                attempts=self.attempts,
                 fallbacks=index,
                 chain_id=inp.chain_id,
             )
-        raise chain_failure(failure, attempts=self._attempts)
+        raise chain_failure(failure, attempts=self.attempts)
 
     async def _call(
         self, step: ChainStep, call: ProviderCallInput, stream: bool
@@ -188,6 +211,8 @@ class ChatWorkflow:
             )
             return streamed_result
         plain = call.model_copy(update={"attempt_timeout_ms": step.max_latency_ms})
+        if self._inner is not None:
+            return await self._as_inner_step(self._inner, step, plain)
         plain_result: ProviderCallResult = await workflow.execute_local_activity(
             COMPLETE_ACTIVITY,
             plain,
@@ -196,3 +221,19 @@ class ChatWorkflow:
             result_type=ProviderCallResult,
         )
         return plain_result
+
+    async def _as_inner_step(
+        self, inner: InnerStep, step: ChainStep, plain: ProviderCallInput
+    ) -> ProviderCallResult:
+        inner_result: ProviderCallResult = await workflow.execute_activity(
+            COMPLETE_ACTIVITY,
+            plain,
+            activity_id=inner.next_id(),
+            summary=f"{inner.summary} ({step.model.id})",
+            start_to_close_timeout=timedelta(milliseconds=step.max_latency_ms) + BACKSTOP,
+            heartbeat_timeout=timedelta(milliseconds=step.heartbeat_timeout_ms),
+            retry_policy=retry_policy(step),
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            result_type=ProviderCallResult,
+        )
+        return inner_result

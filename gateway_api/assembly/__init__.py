@@ -24,12 +24,15 @@ from gateway_api.assembly.groups import (
     StorageGroup,
     TemporalGroup,
 )
+from gateway_api.assembly.secrets import process_secrets
 from gateway_api.services.background import Background
-from gateway_core.auth.secrets import KeyHasher, load_or_create_secret
-from gateway_core.callbacks import derive_callback_secret
+from gateway_core.auth.secrets import KeyHasher
+from gateway_core.callbacks import CallbackTargets, derive_callback_secret
 from gateway_core.config import Settings
+from gateway_core.outbound import OutboundPolicy
 from gateway_core.process import StartupError
 from gateway_core.streaming.bus import InProcessStreamBus
+from gateway_core.telemetry import Telemetry, open_telemetry
 from temporal_workers.worker import running_worker
 
 __all__ = ["Mode", "Runtime", "open_runtime"]
@@ -53,12 +56,17 @@ def _worker(
         derive_callback_secret(secret),
         storage.pool,
         knowledge.backends,
+        telemetry=providers.telemetry,
     )
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, mode: Mode = "serve", telemetry: Telemetry | None = None
+) -> AsyncIterator[Runtime]:
     """Start (or connect to) every dependency; the exit stack stops them in reverse.
+
+    `telemetry` replaces tracing from the OTEL_* variables (tests: an in-memory exporter).
 
     `serve` embeds whatever is not configured and runs the worker in-process; `api` and
     `worker` use configured services only (StartupError otherwise).
@@ -69,15 +77,15 @@ async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterato
             "use `pmp-gateway serve` for the embedded default"
         )
     async with AsyncExitStack() as stack:
-        secret = load_or_create_secret(
-            settings.key_hash_secret.get_secret_value() if settings.key_hash_secret else None,
-            settings.data_dir,
-        )
+        secret, codec = process_secrets(settings, mode)
         hasher = KeyHasher(secret)
+        if telemetry is None:
+            telemetry = open_telemetry(settings.trace_content)
+            stack.callback(telemetry.shutdown)
         storage = await open_storage(settings, stack, hasher)
-        temporal = await open_temporal(settings, stack, mode)
+        temporal = await open_temporal(settings, stack, mode, codec, telemetry)
         redis = await open_redis(settings, stack)
-        providers = build_providers(settings, redis, mode)
+        providers = build_providers(settings, redis, mode, telemetry)
         # Before the worker: its ingestion activities store through the same backends
         # (Qdrant's local mode locks its folder, so API and worker must share one client).
         knowledge = await open_knowledge(settings, stack, storage)
@@ -98,4 +106,7 @@ async def open_runtime(settings: Settings, mode: Mode = "serve") -> AsyncIterato
             providers=providers,
             knowledge=knowledge,
             background=background,
+            callbacks=CallbackTargets(
+                OutboundPolicy.from_settings(settings), derive_callback_secret(secret)
+            ),
         )

@@ -40,6 +40,7 @@ from gateway_core.knowledge.bedrock_kb import BedrockKnowledgeBackend
 from gateway_core.knowledge.pgvector import PgvectorBackend
 from gateway_core.knowledge.qdrant import QdrantBackend
 from gateway_core.metrics import GatewayMetrics
+from gateway_core.payload_codec import AesGcmCodec
 from gateway_core.process import StartupError
 from gateway_core.providers.registry import ProviderRegistry, build_http_client
 from gateway_core.storage.api_keys import ApiKeyRepository
@@ -52,6 +53,7 @@ from gateway_core.storage.models import ModelRepository
 from gateway_core.storage.prompts import PromptRepository
 from gateway_core.storage.workflows import WorkflowRepository
 from gateway_core.streaming.bus import InProcessStreamBus, RedisStreamBus, StreamBus
+from gateway_core.telemetry import Telemetry
 from temporal_workers.client import connect_client, register_search_attributes, set_retention
 from temporal_workers.dev_server import EmbeddedTemporal
 
@@ -125,9 +127,16 @@ async def open_auth(
     )
 
 
-async def open_temporal(settings: Settings, stack: AsyncExitStack, mode: Mode) -> TemporalGroup:
+async def open_temporal(
+    settings: Settings,
+    stack: AsyncExitStack,
+    mode: Mode,
+    codec: AesGcmCodec,
+    telemetry: Telemetry | None = None,
+) -> TemporalGroup:
     """A client of the configured Temporal, or of an embedded dev server for `serve`."""
-    address, ui_url = settings.temporal_address, None
+    # PMP_TEMPORAL_UI_URL names the Web UI of an external Temporal (or a proxied one).
+    address, ui_url = settings.temporal_address, settings.temporal_ui_url
     if address is None:
         server = EmbeddedTemporal(
             settings.data_dir,
@@ -135,14 +144,15 @@ async def open_temporal(settings: Settings, stack: AsyncExitStack, mode: Mode) -
             ui_port=settings.temporal_ui_port,
             ui=settings.temporal_ui,
             namespace=settings.temporal_namespace,
+            codec_endpoint=f"http://{_browser_host(settings.host)}:{settings.port}/codec",
         )
         await stack.enter_async_context(server)
         logger.info(
             "embedded Temporal is up", extra={"address": server.address, "web_ui": server.ui_url}
         )
-        address, ui_url = server.address, server.ui_url
+        address, ui_url = server.address, ui_url or server.ui_url
     try:
-        client = await connect_client(settings, address)
+        client = await connect_client(settings, address, telemetry=telemetry, codec=codec)
     except RuntimeError as error:  # the SDK's "Failed client connect"
         raise StartupError(
             f"cannot connect to Temporal at {address} (PMP_TEMPORAL_ADDRESS): {error}"
@@ -158,7 +168,12 @@ async def open_temporal(settings: Settings, stack: AsyncExitStack, mode: Mode) -
         eager_start=mode == "serve",
         ui_url=ui_url,
     )
-    return TemporalGroup(runs=runs, address=address, ui_url=ui_url)
+    return TemporalGroup(runs=runs, address=address, ui_url=ui_url, codec=codec)
+
+
+def _browser_host(host: str) -> str:
+    """The API's host as a browser on this machine reaches it (not a wildcard address)."""
+    return "localhost" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
 
 
 async def open_redis(settings: Settings, stack: AsyncExitStack) -> Redis | None:
@@ -169,7 +184,9 @@ async def open_redis(settings: Settings, stack: AsyncExitStack) -> Redis | None:
     return redis
 
 
-def build_providers(settings: Settings, redis: Redis | None, mode: Mode) -> ProvidersGroup:
+def build_providers(
+    settings: Settings, redis: Redis | None, mode: Mode, telemetry: Telemetry | None = None
+) -> ProvidersGroup:
     """Breaker (shared through Redis when there is one), stream bus and metrics."""
     config = BreakerConfig(
         failure_ratio=settings.breaker_failure_ratio,
@@ -181,7 +198,12 @@ def build_providers(settings: Settings, redis: Redis | None, mode: Mode) -> Prov
     breaker: CircuitBreaker = (
         RedisCircuitBreaker(redis, config) if redis else MemoryCircuitBreaker(config)
     )
-    return ProvidersGroup(breaker=breaker, bus=_stream_bus(redis, mode), metrics=GatewayMetrics())
+    return ProvidersGroup(
+        breaker=breaker,
+        bus=_stream_bus(redis, mode),
+        metrics=GatewayMetrics(),
+        telemetry=telemetry or Telemetry.off(),
+    )
 
 
 async def open_cache(

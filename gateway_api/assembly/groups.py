@@ -6,7 +6,7 @@ lifespan owns every group through `open_runtime`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway_api.services.background import Background
@@ -18,6 +18,7 @@ from gateway_core.auth.usage import UsageRecorder
 from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.cache.base import ResponseCache
 from gateway_core.cache.semantic import Embedder, SemanticIndex
+from gateway_core.callbacks import CallbackTargets
 from gateway_core.config import Settings
 from gateway_core.credentials.env_policy import EnvNamePolicy
 from gateway_core.domain.chains import ModelChain
@@ -25,6 +26,7 @@ from gateway_core.domain.models import Model
 from gateway_core.domain.prompts import Prompt
 from gateway_core.knowledge.backend import KnowledgeBackend
 from gateway_core.metrics import GatewayMetrics
+from gateway_core.payload_codec import AesGcmCodec
 from gateway_core.storage.api_keys import ApiKeyRepository
 from gateway_core.storage.chains import ChainRepository
 from gateway_core.storage.database import Pool
@@ -34,6 +36,7 @@ from gateway_core.storage.models import ModelRepository
 from gateway_core.storage.prompts import PromptRepository
 from gateway_core.storage.workflows import WorkflowRepository
 from gateway_core.streaming.bus import StreamBus
+from gateway_core.telemetry import Telemetry
 
 Mode = Literal["serve", "api", "worker"]
 
@@ -79,6 +82,8 @@ class TemporalGroup:
     runs: RunClient
     address: str
     ui_url: str | None
+    # Encrypts every payload the process writes; the codec endpoint decodes with it.
+    codec: AesGcmCodec
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,8 @@ class ProvidersGroup:
     breaker: CircuitBreaker
     bus: StreamBus | None
     metrics: GatewayMetrics
+    # Tracing of this process (off unless OTEL_EXPORTER_OTLP_*ENDPOINT is set).
+    telemetry: Telemetry = field(default_factory=Telemetry.off)
 
 
 @dataclass(frozen=True)
@@ -119,3 +126,5 @@ class Runtime:
     providers: ProvidersGroup
     knowledge: KnowledgeGroup
     background: Background
+    # Callback URL checks and per-operation signing secrets (the API's side).
+    callbacks: CallbackTargets

@@ -9,6 +9,7 @@ from gateway_api.services.accounting import Accounting
 from gateway_api.services.api_keys import ApiKeyAdmin
 from gateway_api.services.cache_policy import ResponseCacheService
 from gateway_api.services.chat import ChatService
+from gateway_api.services.codec import CodecService, codec_origins
 from gateway_api.services.config_admin import ConfigAdmin
 from gateway_api.services.crag import CragService
 from gateway_api.services.credentials import CredentialProviders
@@ -23,6 +24,7 @@ from gateway_api.services.operations import OperationsService
 from gateway_api.services.prompt_refs import PromptReferences
 from gateway_api.services.readiness import Readiness
 from gateway_api.services.routing import Router
+from gateway_api.services.workflow_runs import WorkflowRunsService
 from gateway_core.providers.local import LocalEmbedder
 from gateway_core.storage.blobs import BlobStore
 
@@ -45,6 +47,8 @@ class Services:
     knowledge: KnowledgeService
     ingestion: IngestionService
     crag: CragService
+    workflow_runs: WorkflowRunsService
+    codec: CodecService
 
 
 def _chat_service(
@@ -61,6 +65,8 @@ def _chat_service(
         bus=runtime.providers.bus,
         metrics=runtime.providers.metrics,
         background=runtime.background,
+        callbacks=runtime.callbacks,
+        max_messages=runtime.settings.max_messages,
     )
 
 
@@ -113,6 +119,32 @@ def _crag_service(
     )
 
 
+def _operations_service(runtime: Runtime) -> OperationsService:
+    return OperationsService(
+        runtime.temporal.runs, retention_days=runtime.settings.operation_retention_days
+    )
+
+
+def _workflow_runs_service(
+    runtime: Runtime, router: Router, operations: OperationsService
+) -> WorkflowRunsService:
+    storage = runtime.storage
+    return WorkflowRunsService(
+        workflows=storage.workflows,
+        router=router,
+        prompts=storage.prompt_cache,
+        knowledge_bases=storage.knowledge_bases,
+        runs=runtime.temporal.runs,
+        operations=operations,
+        judge_model=runtime.settings.crag_judge_model,
+    )
+
+
+def _codec_service(runtime: Runtime) -> CodecService:
+    origins = codec_origins(runtime.settings)
+    return CodecService(runtime.temporal.codec, runtime.auth.admin_keys, origins)
+
+
 def build_services(runtime: Runtime) -> Services:
     storage, auth = runtime.storage, runtime.auth
     cache = ResponseCacheService(runtime.cache, runtime.providers.metrics)
@@ -135,12 +167,12 @@ def build_services(runtime: Runtime) -> Services:
         backends=KnowledgeBackends(runtime.knowledge.backends),
         embedder=embeddings,
         limits=limits,
+        telemetry=runtime.providers.telemetry,
     )
+    operations = _operations_service(runtime)
     return Services(
         chat=chat,
-        operations=OperationsService(
-            runtime.temporal.runs, retention_days=runtime.settings.operation_retention_days
-        ),
+        operations=operations,
         cache=cache,
         limits=limits,
         entities=entities,
@@ -159,4 +191,6 @@ def build_services(runtime: Runtime) -> Services:
         knowledge=knowledge,
         ingestion=_ingestion_service(runtime, knowledge, router),
         crag=_crag_service(runtime, chat, knowledge, router, limits),
+        workflow_runs=_workflow_runs_service(runtime, router, operations),
+        codec=_codec_service(runtime),
     )

@@ -73,11 +73,4 @@ async def key_usage(
 ) -> dict[str, object]:
     """Requests and tokens of a key per day or per model (`from`/`to` inclusive, UTC days)."""
     usage = await keys.usage(key_id, start=start, end=end, group_by=group_by)
-    return {
-        "object": "list",
-        "key_id": usage.key_id,
-        "from": usage.start.isoformat(),
-        "to": usage.end.isoformat(),
-        "group_by": usage.group_by,
-        "data": usage.rows,
-    }
+    return usage.document()

@@ -23,7 +23,8 @@ async def cache_stats(cache: CacheDep) -> dict[str, Any]:
 @router.delete("")
 async def invalidate_all_or_older(
     cache: CacheDep,
-    older_than_seconds: Annotated[float | None, Query(ge=0)] = None,
+    # At most ~100 years: PostgreSQL's interval overflows far beyond (a 500 before).
+    older_than_seconds: Annotated[float | None, Query(ge=0, le=3_153_600_000)] = None,
 ) -> dict[str, Any]:
     """Every entry, or with `older_than_seconds` those stored longer ago than that."""
     if older_than_seconds is None:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from gateway_api.deps import CallerDep, OperationsDep
 from gateway_core.domain.operations import OperationDoc
-from gateway_core.errors import InvalidRequestError, NotFoundError
+from gateway_core.errors import InvalidRequestError
 
 router = APIRouter(prefix="/v1/operations", tags=["operations"])
 
@@ -30,15 +30,8 @@ async def operations(
         wanted = [part.strip() for part in ids.split(",") if part.strip()]
         if not wanted or len(wanted) > 100:
             raise InvalidRequestError("ids takes 1 to 100 operation ids", param="ids")
-        found: list[dict[str, object]] = []
-        missing: list[str] = []
-        for operation_id in wanted:
-            try:
-                document = await service.describe(caller, operation_id)
-            except NotFoundError:
-                missing.append(operation_id)
-                continue
-            found.append(document.model_dump(exclude_none=True))
+        documents, missing = await service.describe_many(caller, wanted)
+        found = [document.model_dump(exclude_none=True) for document in documents]
         return {"object": "list", "data": found, "not_found": missing}
     documents, cursor = await service.list(
         caller, status=status, operation_type=type, limit=limit, after=after

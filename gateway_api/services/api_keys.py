@@ -34,6 +34,17 @@ class KeyUsage:
     group_by: GroupBy
     rows: list[dict[str, Any]]
 
+    def document(self) -> dict[str, object]:
+        """The usage answer of the admin API and of a key's own usage in the UI."""
+        return {
+            "object": "list",
+            "key_id": self.key_id,
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "group_by": self.group_by,
+            "data": self.rows,
+        }
+
 
 class ApiKeyAdmin:
     """Create, change and read API keys; a change takes effect on the next request."""

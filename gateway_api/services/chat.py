@@ -25,6 +25,7 @@ from gateway_api.services.run_client import RunClient, RunOptions
 from gateway_api.services.stream_relay import StreamRelay
 from gateway_core.auth.service import Caller
 from gateway_core.auth.tokens import estimate_request_tokens
+from gateway_core.callbacks import CallbackTargets
 from gateway_core.domain.chat import ChatResult, ChatWorkflowInput
 from gateway_core.domain.operations import (
     idempotent_id,
@@ -85,7 +86,11 @@ class ChatService:
         bus: StreamBus | None,
         metrics: GatewayMetrics,
         background: Background,
+        callbacks: CallbackTargets,
+        max_messages: int,
     ) -> None:
+        self._callbacks = callbacks
+        self._max_messages = max_messages
         self._router = router
         self._limits = limits
         self._prompts = prompts
@@ -107,6 +112,13 @@ class ChatService:
         # Limits first: an over-limit caller costs no lookups, and every answer (403 and
         # 404 included) carries the x-ratelimit-* headers. Prompt references are estimated
         # before rendering; the real usage corrects the estimate afterwards.
+        if len(call.body["messages"]) > self._max_messages:
+            raise InvalidRequestError(
+                f"`messages` has {len(call.body['messages'])} entries; at most "
+                f"{self._max_messages} are accepted",
+                param="messages",
+                code="too_many_messages",
+            )
         estimate = estimate_request_tokens(call.body)
         await self._limits.admit(call.caller, tokens=estimate, headers=call.headers)
         route = await self._router.resolve(call.model)
@@ -122,6 +134,8 @@ class ChatService:
         call = run.call
         if call.stream:
             raise InvalidRequestError("`stream` cannot be combined with async=true", param="stream")
+        if call.callback_url:
+            self._callbacks.admit(call.callback_url)
         operation_id = (
             idempotent_id("op-", call.caller.key_id, call.idempotency_key)
             if call.idempotency_key
@@ -136,7 +150,10 @@ class ChatService:
         run.account.submitted()  # nobody waits for the answer: the estimate stays charged
         document = pending_document(operation_id, OPERATION_TYPE)
         headers = {"location": f"/v1/operations/{operation_id}", "x-pmp-run-id": operation_id}
-        return JsonAnswer(document.model_dump(exclude_none=True), headers, status=202)
+        answer = document.model_dump(exclude_none=True)
+        if call.callback_url:  # shown here only: the key that verifies this run's callbacks
+            answer["callback_secret"] = self._callbacks.secret_for(operation_id)
+        return JsonAnswer(answer, headers, status=202)
 
     async def _answer(self, run: PreparedRun) -> Answer:
         """A cached answer, else the run's: counted and timed per requested model."""

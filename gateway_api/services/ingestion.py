@@ -105,7 +105,7 @@ class _Staging:
     def _count(self, name: str, size_before: int, more: int) -> None:
         if size_before + more > self._limits.per_file:
             raise RequestTooLargeError(
-                f"{name!r} is larger than {self._limits.per_file} bytes (PMP_MAX_UPLOAD_BYTES)",
+                f"{name!r} is larger than {self._limits.per_file} bytes",
                 param="file",
             )
         self._total += more
@@ -233,9 +233,7 @@ async def _bounded(body: AsyncIterable[bytes], limit: int) -> bytes:
     async for chunk in body:
         collected.extend(chunk)
         if len(collected) > limit:
-            raise RequestTooLargeError(
-                f"the request body exceeds {limit} bytes (PMP_MAX_INGEST_REQUEST_BYTES)"
-            )
+            raise RequestTooLargeError(f"the request body exceeds {limit} bytes")
     return bytes(collected)
 
 
@@ -302,9 +300,7 @@ class IngestionService:
         route = await self._router.resolve(found.kb.embedding_model_id, kind="embedding")
         limit = self._limits.json_body
         if call.declared_length is not None and call.declared_length > limit:
-            raise RequestTooLargeError(
-                f"the request body exceeds {limit} bytes (PMP_MAX_INGEST_REQUEST_BYTES)"
-            )
+            raise RequestTooLargeError(f"the request body exceeds {limit} bytes")
         run_id = new_operation_id() if call.run_async else f"ingest-{uuid.uuid4().hex}"
         return _Target(found=found, embedding=route.steps[0], run_id=run_id)
 

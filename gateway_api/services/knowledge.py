@@ -34,6 +34,8 @@ from gateway_core.knowledge.backend import KnowledgeBackend, SearchQuery
 from gateway_core.knowledge.embedding import TextEmbedder
 from gateway_core.knowledge.filters import Condition, Filter, parse_filter
 from gateway_core.storage.knowledge_bases import KnowledgeBaseRepository
+from gateway_core.telemetry import Telemetry
+from gateway_core.telemetry.retrieval import traced_search
 
 _CHARS_PER_TOKEN = 4
 DOCUMENT_OBJECT = "knowledge_base.document"
@@ -56,6 +58,19 @@ class KnowledgeBackends:
                 " which this gateway does not run"
             )
         return backend
+
+
+async def usable_knowledge_base(repository: KnowledgeBaseRepository, kb_id: str) -> KnowledgeBase:
+    """The enabled knowledge base `kb_id`; 404 when it does not exist or is disabled."""
+    kb = await repository.find(kb_id)
+    if kb is None or not kb.enabled:
+        state = "does not exist" if kb is None else "is disabled"
+        raise NotFoundError(
+            f"knowledge base {kb_id!r} {state}",
+            param="knowledge_base_id",
+            code="knowledge_base_not_found",
+        )
+    return kb
 
 
 async def kb_ref(repository: KnowledgeBaseRepository, kb: KnowledgeBase) -> KnowledgeBaseRef:
@@ -161,11 +176,13 @@ class KnowledgeService:
         backends: KnowledgeBackends,
         embedder: TextEmbedder,
         limits: RateLimitGate,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._repository = repository
         self._backends = backends
         self._embedder = embedder
         self._limits = limits
+        self._telemetry = telemetry or Telemetry.off()
 
     async def _resolve(
         self, caller: Caller, kb_id: str, headers: dict[str, str], *, tokens: int = 0
@@ -174,14 +191,7 @@ class KnowledgeService:
         # permission, so a key learns nothing of knowledge bases it may not use.
         await self._limits.admit(caller, tokens=tokens, headers=headers)
         caller.require("knowledge_bases", kb_id)
-        kb = await self._repository.find(kb_id)
-        if kb is None or not kb.enabled:
-            state = "does not exist" if kb is None else "is disabled"
-            raise NotFoundError(
-                f"knowledge base {kb_id!r} {state}",
-                param="knowledge_base_id",
-                code="knowledge_base_not_found",
-            )
+        kb = await usable_knowledge_base(self._repository, kb_id)
         backend = self._backends.for_kb(kb)
         return ResolvedKnowledgeBase(kb, await kb_ref(self._repository, kb), backend)
 
@@ -305,7 +315,7 @@ class KnowledgeService:
             filter=filter,
             mode=request.mode,
         )
-        hits = await found.backend.search(found.ref, query)
+        hits = await traced_search(self._telemetry, found.backend, found.ref, query)
         return {"object": "list", "data": [hit.model_dump(mode="json") for hit in hits]}
 
 

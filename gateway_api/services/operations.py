@@ -7,17 +7,18 @@ may see one comes from its PmpOwner search attribute; nobody else learns it exis
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from temporalio.client import (
+    WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
-    WorkflowQueryFailedError,
 )
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
-from temporalio.service import RPCError
 
 from gateway_api.services.run_client import RunClient
 from gateway_core import error_codec
@@ -37,6 +38,9 @@ from gateway_core.domain.operations import (
     response_with_metadata,
 )
 from gateway_core.errors import ConflictError, InvalidRequestError, NotFoundError
+from gateway_core.userflows.runs import OPERATION_TYPE as WORKFLOW_RUN
+from gateway_core.userflows.runs import PROGRESS_QUERY as WORKFLOW_PROGRESS
+from gateway_core.userflows.runs import UserflowProgress, UserWorkflowResult
 
 # Set on runs started with a callback_url: only those have a callback child to look up.
 CALLBACK_MEMO = "pmp_callback"
@@ -124,14 +128,35 @@ class OperationsService:
         page = await self._runs.list_page(
             _visibility_query(caller, status, operation_type), page_size=limit, cursor=after
         )
-        documents = []
-        for execution in page.executions:
-            description = await self._runs.describe(execution.id)
-            if description is not None:
-                documents.append(await self._document(description))
+        # The listing already carries status, owner, type and memo: no describe per run.
+        documents = await self._documents(page.executions)
         if status in ("pending", "running"):  # one visibility status, told apart here
             documents = [d for d in documents if d.status == status]
         return documents, page.cursor
+
+    async def describe_many(
+        self, caller: Caller, operation_ids: builtins.list[str]
+    ) -> tuple[builtins.list[OperationDoc], builtins.list[str]]:
+        """Several operations with one visibility query: (documents in asked order, missing).
+
+        Ids the (eventually consistent) listing does not show yet are described one by one.
+        """
+        for operation_id in operation_ids:
+            if parse_operation_id(operation_id) is None:
+                raise InvalidRequestError(
+                    f"{operation_id!r} is not an operation id (op-<uuid>)", param="ids"
+                )
+        wanted = builtins.list(dict.fromkeys(operation_ids))
+        ids = ", ".join(_quoted(operation_id) for operation_id in wanted)
+        query = f"{_visibility_query(caller, None, None)} AND WorkflowId IN ({ids})"
+        page = await self._runs.list_page(query, page_size=len(wanted), cursor=None)
+        listed = {execution.id: execution for execution in page.executions}
+        documents = await self._documents(builtins.list(listed.values()))
+        found: dict[str, OperationDoc] = dict(zip(listed, documents, strict=True))
+        for operation_id in (i for i in wanted if i not in listed):
+            with contextlib.suppress(NotFoundError):
+                found[operation_id] = await self.describe(caller, operation_id)
+        return [found[i] for i in wanted if i in found], [i for i in wanted if i not in found]
 
     async def _owned(self, caller: Caller, operation_id: str) -> WorkflowExecutionDescription:
         parsed = parse_operation_id(operation_id)
@@ -157,7 +182,35 @@ class OperationsService:
             )
         return OperationNotFoundError(f"operation {operation_id!r} does not exist")
 
-    async def _document(self, description: WorkflowExecutionDescription) -> OperationDoc:
+    async def _documents(
+        self, executions: Sequence[WorkflowExecution]
+    ) -> builtins.list[OperationDoc]:
+        """Documents of listed runs; their callback children come from one more listing."""
+        callbacks = await self._callback_runs(executions)
+        return builtins.list(
+            await asyncio.gather(*(self._document(e, callbacks) for e in executions))
+        )
+
+    async def _callback_runs(
+        self, executions: Sequence[WorkflowExecution]
+    ) -> dict[str, WorkflowExecution]:
+        """The callback children of those runs that have one, by run id (one listing)."""
+        ids = [
+            callback_run_id(e.id)
+            for e in executions
+            if await e.memo_value(CALLBACK_MEMO, default=False)
+        ]
+        if not ids:
+            return {}
+        query = f"WorkflowId IN ({', '.join(_quoted(i) for i in ids)})"
+        page = await self._runs.list_page(query, page_size=len(ids), cursor=None)
+        return {execution.id: execution for execution in page.executions}
+
+    async def _document(
+        self,
+        description: WorkflowExecution,
+        callbacks: Mapping[str, WorkflowExecution] | None = None,
+    ) -> OperationDoc:
         operation_id = description.id
         status: OperationStatus = "running"
         if description.status in _TERMINAL:
@@ -178,8 +231,10 @@ class OperationsService:
             document.error = error_codec.operation_error(await self._runs.failure(operation_id))
         elif document.type == INGESTION:
             document.progress = await self._ingestion_progress(operation_id)
+        elif document.type == WORKFLOW_RUN:
+            document.progress = await self._workflow_progress(operation_id)
         if await description.memo_value(CALLBACK_MEMO, default=False):
-            document.callback = await self._callback_state(operation_id)
+            document.callback = await self._callback_state(operation_id, callbacks or {})
         return document
 
     async def _result(self, document: OperationDoc) -> dict[str, Any]:
@@ -188,30 +243,38 @@ class OperationsService:
         if document.type == INGESTION:
             handle = self._runs.handle(operation_id, IngestionResult)
             return (await self._runs.result(handle)).answer()
+        if document.type == WORKFLOW_RUN:
+            run = self._runs.handle(operation_id, UserWorkflowResult)
+            return (await self._runs.result(run)).answer(operation_id)
         result = await self._runs.result(self._runs.handle(operation_id, ChatResult))
         return response_with_metadata(result, operation_id)
 
     async def _ingestion_progress(self, operation_id: str) -> dict[str, Any] | None:
         """A running ingestion's `progress` query (None when no worker answers it now)."""
-        handle = self._runs.handle(operation_id, IngestionResult)
-        try:
-            progress: IngestionProgress = await handle.query(
-                PROGRESS_QUERY, result_type=IngestionProgress
-            )
-        except (RPCError, WorkflowQueryFailedError):
-            return None
-        return progress.model_dump()
+        progress = await self._runs.query(operation_id, PROGRESS_QUERY, IngestionProgress)
+        return progress.model_dump() if progress is not None else None
 
-    async def _callback_state(self, operation_id: str) -> dict[str, Any] | None:
+    async def _workflow_progress(self, operation_id: str) -> dict[str, Any] | None:
+        """A running workflow's current steps and paused inputs (its `progress` query)."""
+        progress = await self._runs.query(operation_id, WORKFLOW_PROGRESS, UserflowProgress)
+        return progress.model_dump() if progress is not None else None
+
+    async def _callback_state(
+        self, operation_id: str, listed: Mapping[str, WorkflowExecution]
+    ) -> dict[str, Any] | None:
         run_id = callback_run_id(operation_id)
-        description = await self._runs.describe(run_id)
+        description = listed.get(run_id) or await self._runs.describe(run_id)
         if description is None:
             return None
         if description.status == WorkflowExecutionStatus.COMPLETED:
             outcome = await self._runs.result(self._runs.handle(run_id, CallbackOutcome))
+            # Only delivered or failed: the receiver's status or error would let any key
+            # map what answers where (the history keeps them for operators).
             return {
                 "status": "delivered" if outcome.delivered else "failed",
-                **outcome.model_dump(mode="json"),
+                **outcome.model_dump(
+                    mode="json", include={"delivered", "attempts", "delivered_at"}
+                ),
             }
         if description.status == WorkflowExecutionStatus.RUNNING:
             return {"status": "pending"}

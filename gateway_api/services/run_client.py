@@ -1,4 +1,5 @@
-"""The one adapter between the services and Temporal: start, await, describe, cancel, list.
+"""The one adapter between the services and Temporal: start, await, query, update,
+describe, cancel, list.
 
 Every Temporal failure leaves here as a GatewayError (through gateway_core.error_codec),
 so services never see an RPCError or a WorkflowFailureError.
@@ -18,6 +19,8 @@ from temporalio.client import (
     WorkflowExecutionDescription,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import (
     TypedSearchAttributes,
@@ -70,7 +73,7 @@ class RunClient:
         self._task_queue = task_queue
         self._namespace = namespace
         self.eager_start = eager_start
-        self._ui_url = ui_url
+        self._ui_url = ui_url.rstrip("/") if ui_url else None
 
     def run_url(self, run_id: str) -> str | None:
         """Where an operator opens the run in the Temporal Web UI (when one runs)."""
@@ -155,6 +158,25 @@ class RunClient:
         except RPCError as error:
             raise error_codec.error_from_rpc(error) from None
         return None
+
+    async def query(self, run_id: str, name: str, result_type: type[ResultT]) -> ResultT | None:
+        """A running run's query answer, or None when no worker answers it now."""
+        try:
+            answer: ResultT = await self.client.get_workflow_handle(run_id).query(
+                name, result_type=result_type
+            )
+        except (RPCError, WorkflowQueryFailedError):
+            return None
+        return answer
+
+    async def update(self, run_id: str, name: str, arg: Any) -> None:
+        """Deliver an update; the run's refusal as the GatewayError its validator raised."""
+        try:
+            await self.client.get_workflow_handle(run_id).execute_update(name, arg)
+        except WorkflowUpdateFailedError as failure:
+            raise error_codec.error_from_run_failure(failure.cause) from None
+        except RPCError as error:
+            raise error_codec.error_from_rpc(error) from None
 
     async def describe(self, run_id: str) -> WorkflowExecutionDescription | None:
         """The run's description, or None when no such run exists (any more)."""

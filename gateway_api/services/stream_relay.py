@@ -197,7 +197,9 @@ class StreamRelay:
             self._next.cancel()
             self._next = None
         result_pending = self._result is None or not self._result.done()
-        if self._handle is not None and not self._finished and result_pending:
+        # Another client of the same run (the same Idempotency-Key) may still be reading.
+        shared = self._bus is not None and self._bus.shared(self._run_id)
+        if self._handle is not None and not self._finished and result_pending and not shared:
             self._background.spawn(self._handle.cancel(), "cancel abandoned run")
         if self._result is not None and not self._result.done():
             self._result.cancel()

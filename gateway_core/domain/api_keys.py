@@ -53,6 +53,16 @@ class RateLimits(BaseModel):
     tokens_per_minute: int | None = Field(default=None, gt=0)
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 class ApiKeyBase(BaseModel):
     """Fields an operator sets on a key."""
 
@@ -63,6 +73,14 @@ class ApiKeyBase(BaseModel):
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     expires_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # PostgreSQL's jsonb cannot hold U+0000: refuse it here (400), not at the INSERT.
+        if _has_nul(value):
+            raise ValueError("metadata must not contain the NUL character (U+0000)")
+        return value
 
     @field_validator("expires_at")
     @classmethod

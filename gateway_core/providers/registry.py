@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from gateway_core.errors import ConfigurationError
+from gateway_core.metrics import GatewayMetrics
 from gateway_core.providers.anthropic import AnthropicProvider
 from gateway_core.providers.azure_openai import AzureOpenAIProvider
 from gateway_core.providers.base import LlmProvider
@@ -12,12 +13,23 @@ from gateway_core.providers.bedrock import BedrockProvider
 from gateway_core.providers.gemini import GeminiProvider
 from gateway_core.providers.local import LocalProvider
 from gateway_core.providers.openai import OpenAIProvider
+from gateway_core.telemetry.genai import ObservedProvider
+from gateway_core.telemetry.setup import Telemetry
 
 
 class ProviderRegistry:
-    """Holds one adapter per provider; the HTTP ones share one connection pool."""
+    """Holds one adapter per provider; the HTTP ones share one connection pool.
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    With `metrics`, every adapter is handed out observed (GenAI metrics, and a span
+    per call when `telemetry` traces): the one place every provider call passes.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        metrics: GatewayMetrics | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._bedrock = BedrockProvider()
         self._providers: dict[str, LlmProvider] = {
             "openai": OpenAIProvider(http),
@@ -27,6 +39,12 @@ class ProviderRegistry:
             "bedrock": self._bedrock,
             "local": LocalProvider(),
         }
+        if metrics is not None:
+            observed = telemetry or Telemetry.off()
+            self._providers = {
+                name: ObservedProvider(provider, name, metrics, observed)
+                for name, provider in self._providers.items()
+            }
 
     def get(self, name: str) -> LlmProvider:
         provider = self._providers.get(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -26,6 +27,23 @@ class StreamBus(Protocol):
 
     async def publish(self, key: str, event: StreamEvent) -> None: ...
 
+    def shared(self, key: str) -> bool:
+        """Whether more than one subscription of this process relays the run now."""
+        ...
+
+
+# Events a run's channel keeps for subscribers that attach late (as the Redis stream's
+# maxlen): a second request with the same Idempotency-Key joins a run already streaming.
+MAX_KEPT_EVENTS = 10_000
+
+
+@dataclass
+class _Channel:
+    """One run's events so far and the queues of everyone subscribed to it."""
+
+    events: list[StreamEvent] = field(default_factory=list)
+    queues: list[asyncio.Queue[StreamEvent]] = field(default_factory=list)
+
 
 class _Subscription:
     def __init__(self, bus: InProcessStreamBus, key: str) -> None:
@@ -34,11 +52,19 @@ class _Subscription:
         self._queue: asyncio.Queue[StreamEvent] = asyncio.Queue()
 
     async def __aenter__(self) -> AsyncIterator[StreamEvent]:
-        self._bus._queues[self._key] = self._queue
+        channel = self._bus._channels.setdefault(self._key, _Channel())
+        for event in channel.events:  # a late subscriber still gets the whole stream
+            self._queue.put_nowait(event)
+        channel.queues.append(self._queue)
         return self._events()
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._bus._queues.pop(self._key, None)
+        channel = self._bus._channels.get(self._key)
+        if channel is None:
+            return
+        channel.queues = [queue for queue in channel.queues if queue is not self._queue]
+        if not channel.queues:  # nobody listens any more: forget the run's events
+            del self._bus._channels[self._key]
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
         while True:
@@ -46,18 +72,29 @@ class _Subscription:
 
 
 class InProcessStreamBus:
-    """For API and worker in one process: one queue per open subscription."""
+    """For API and worker in one process: every subscriber of a run gets all its events."""
 
     def __init__(self) -> None:
-        self._queues: dict[str, asyncio.Queue[StreamEvent]] = {}
+        self._channels: dict[str, _Channel] = {}
 
     def subscribe(self, key: str) -> AbstractAsyncContextManager[AsyncIterator[StreamEvent]]:
         return _Subscription(self, key)
 
+    def shared(self, key: str) -> bool:
+        channel = self._channels.get(key)
+        return channel is not None and len(channel.queues) > 1
+
     async def publish(self, key: str, event: StreamEvent) -> None:
-        queue = self._queues.get(key)
-        if queue is not None:
+        channel = self._channels.get(key)
+        if channel is None:  # nobody subscribed: the relay subscribes before a run starts
+            return
+        if len(channel.events) < MAX_KEPT_EVENTS:
+            channel.events.append(event)
+        for queue in channel.queues:
             queue.put_nowait(event)
+
+
+DONE_STREAM_TTL_S = 60
 
 
 class _RedisSubscription:
@@ -70,7 +107,9 @@ class _RedisSubscription:
         return self._events()
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._redis.delete(self._key)
+        # Not deleted: another subscriber of the same run (the same Idempotency-Key) may
+        # still be reading; the stream expires shortly instead.
+        await self._redis.expire(self._key, DONE_STREAM_TTL_S)
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
         last_id = "0-0"
@@ -96,6 +135,9 @@ class RedisStreamBus:
 
     def subscribe(self, key: str) -> AbstractAsyncContextManager[AsyncIterator[StreamEvent]]:
         return _RedisSubscription(self._redis, self._stream_key(key), self._block_ms)
+
+    def shared(self, key: str) -> bool:
+        return False  # readers in other processes are not known here
 
     async def publish(self, key: str, event: StreamEvent) -> None:
         stream_key = self._stream_key(key)

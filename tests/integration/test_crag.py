@@ -15,6 +15,8 @@ import pytest
 from gateway_core.config import Settings
 from tests.conftest import Gateway, key_client, openai_error, running_gateway
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario
+from tests.issue_examples import LOCAL_EMBED_MODEL as LOCAL_EMBED
+from tests.issue_examples import PRODUCT_DOCS_KB as KB
 
 SCORE = "/v1/crag/score"
 QUERY = "How long do refunds take?"
@@ -24,20 +26,6 @@ DOCS = [
     {"id": "invoices", "content": "Invoices are emailed as PDF files at the start of each month."},
     {"id": "password", "content": "Reset your password from the login page with the email link."},
 ]
-LOCAL_EMBED = {
-    "id": "local-embed",
-    "provider": "local",
-    "model": "wordllama",
-    "kind": "embedding",
-    "dimensions": 256,
-}
-KB = {
-    "id": "product-docs",
-    "name": "Product docs",
-    "backend": {"type": "pgvector"},
-    "embedding_model_id": "local-embed",
-    "distance": "cosine",
-}
 
 
 @pytest.fixture

@@ -18,21 +18,9 @@ from gateway_core.knowledge.backend import SearchQuery
 from gateway_core.knowledge.filters import parse_filter
 from gateway_core.knowledge.pgvector import PgvectorBackend
 from tests.conftest import Gateway, key_client, openai_error
+from tests.issue_examples import LOCAL_EMBED_MODEL as MODEL_BODY
+from tests.issue_examples import PRODUCT_DOCS_KB as KB_BODY
 
-MODEL_BODY = {
-    "id": "local-embed",
-    "provider": "local",
-    "model": "wordllama",
-    "kind": "embedding",
-    "dimensions": 256,
-}
-KB_BODY = {
-    "id": "product-docs",
-    "name": "Product docs",
-    "backend": {"type": "pgvector"},
-    "embedding_model_id": "local-embed",
-    "distance": "cosine",
-}
 DOCS = [
     {
         "id": "refunds",

@@ -18,8 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway_core.auth.secrets import load_or_create_secret
-from gateway_core.callbacks import SIGNATURE_HEADER, derive_callback_secret, verify
+from gateway_core.callbacks import SIGNATURE_HEADER, verify
 from tests.conftest import ADMIN_KEY, Gateway
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
@@ -225,7 +224,8 @@ async def test_callback_is_signed_retried_and_its_outcome_shown(
         "messages": MESSAGES,
         "callback_url": f"http://127.0.0.1:{receiver.port}/hook",
     }
-    operation_id = (await _submit(gateway, body)).json()["operation_id"]
+    accepted = (await _submit(gateway, body)).json()
+    operation_id = accepted["operation_id"]
     document = await _poll(
         gateway,
         operation_id,
@@ -233,9 +233,10 @@ async def test_callback_is_signed_retried_and_its_outcome_shown(
         timeout_s=30,
     )
     assert document["callback"]["attempts"] == 2
+    assert "callback_secret" not in document
     assert len(receiver.deliveries) == 2
     payload, signature = receiver.deliveries[-1]
-    secret = derive_callback_secret(load_or_create_secret(None, gateway.runtime.settings.data_dir))
+    secret = accepted["callback_secret"].encode()
     assert verify(secret, payload, signature)
     assert not verify(secret, payload + b" ", signature)
     delivered = json.loads(payload)

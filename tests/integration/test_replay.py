@@ -20,12 +20,17 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from gateway_core.payload_codec import AesGcmCodec, parse_key
 from temporal_workers.worker import WORKFLOWS
-from tests.conftest import Gateway
+from tests.conftest import TEST_PAYLOAD_KEY, Gateway
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.replay_scenarios import SCENARIOS, CallbackReceiver, Rig
 
 HISTORIES = Path(__file__).parent.parent / "histories"
+# Fresh runs are encrypted with the test payload key; recorded plain histories pass through.
+REPLAY_CONVERTER = dataclasses.replace(
+    pydantic_data_converter, payload_codec=AesGcmCodec(parse_key(TEST_PAYLOAD_KEY))
+)
 
 
 class Expected(NamedTuple):
@@ -60,6 +65,12 @@ EXPECTED: dict[str, Expected] = {
     "ingestion_partial": Expected(COMPLETED),
     "callback_delivered": Expected(COMPLETED),
     "callback_failed": Expected(COMPLETED),
+    # UserWorkflow: chat steps and CRAG judges walk their chains as regular activities.
+    "userflow_rag": Expected(COMPLETED),
+    "userflow_branches": Expected(COMPLETED),
+    "userflow_wait_input": Expected(COMPLETED),
+    "userflow_loop_bound": Expected(FAILED),
+    "userflow_cancelled": Expected(CANCELED),
 }
 
 
@@ -71,7 +82,7 @@ def _temporal(gateway: Gateway) -> Client:
 async def _replay(history: WorkflowHistory) -> None:
     """Replay under the sandbox; raises on any non-determinism (a failed run replays to
     the same failure)."""
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=REPLAY_CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None, history.workflow_id
 

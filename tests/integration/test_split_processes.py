@@ -18,7 +18,7 @@ from gateway_api.assembly import open_runtime
 from gateway_core.config import Settings
 from gateway_core.process import StartupError, free_port
 from gateway_core.streaming.bus import RedisStreamBus
-from tests.conftest import ADMIN_KEY, UPSTREAM_KEY_ENV
+from tests.conftest import ADMIN_KEY, TEST_KEY_HASH_SECRET, TEST_PAYLOAD_KEY, UPSTREAM_KEY_ENV
 from tests.fakes.openai_upstream import FakeOpenAI
 
 
@@ -87,6 +87,8 @@ async def test_api_mode_names_an_unreachable_temporal_in_one_startup_error(
         data_dir=tmp_path,
         database_url=database_url,
         temporal_address=address,  # type: ignore[arg-type]
+        key_hash_secret=TEST_KEY_HASH_SECRET,
+        payload_key=TEST_PAYLOAD_KEY,
     )
     with pytest.raises(StartupError, match=f"cannot connect to Temporal at {address}"):
         async with open_runtime(settings, "api"):

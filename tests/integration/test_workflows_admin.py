@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Gateway
-from tests.unit.test_userflows import EXAMPLE
+from tests.issue_examples import ANSWER_WITH_CONTEXT as EXAMPLE
 
 EMBED_MODEL = {
     "id": "local-embed",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,29 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.chat import ChatActivities
+from activities.model_check import ModelVersionCheck
 from gateway_core.breaker.base import BreakerConfig, MemoryCircuitBreaker
 from gateway_core.config import Settings
 from gateway_core.credentials.sources import build_resolver
 from gateway_core.domain.chat import ProviderCallInput, ResolvedModel
+from gateway_core.domain.models import ModelVersion
 from gateway_core.metrics import GatewayMetrics
 from gateway_core.providers.openai import OpenAIProvider
 from gateway_core.providers.registry import ProviderRegistry
 from gateway_core.streaming.bus import InProcessStreamBus
+
+
+class _StoredAsRun:
+    """Model versions exactly as the run names them (the check passes)."""
+
+    async def get_version(self, entity_id: str, version: int) -> ModelVersion:
+        return ModelVersion(
+            id=entity_id,
+            version=version,
+            provider="openai",
+            model="gpt",
+            created_at=datetime.now(UTC),
+        )
 
 
 class _ProviderWithABug(OpenAIProvider):
@@ -49,6 +65,7 @@ async def test_an_unexpected_failure_before_the_first_chunk_is_a_failed_attempt(
             InProcessStreamBus(),
             breaker,
             metrics,
+            ModelVersionCheck(_StoredAsRun()),
         )
         model = ResolvedModel(id="m", version=1, provider="openai", upstream_model="gpt")
         call = ProviderCallInput(model=model, body={"messages": []}, stream_key="run-1")

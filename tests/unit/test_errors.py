@@ -186,9 +186,11 @@ def test_http_body_and_sse_frame_carry_every_error_class(cls: type[GatewayError]
     original = _sample(cls)
     response = error_codec.http_error(original)
     assert response.status == original.status_code
+    # A configuration error's detail is for operators: callers see a fixed message.
+    public = getattr(original, "public_message", original.message)
     assert response.body == {
         "error": {
-            "message": original.message,
+            "message": public,
             "type": original.error_type,
             "param": "model",
             "code": "some_code",

@@ -26,6 +26,7 @@ from gateway_core.userflows.variables import (
     resolve_reference,
     resolve_value,
 )
+from tests.issue_examples import ANSWER_WITH_CONTEXT as EXAMPLE
 
 DOCUMENTS = [
     {"id": "a", "content": "Refunds take five days.", "score": 0.9},
@@ -35,54 +36,6 @@ SCOPE = Scope(
     request={"question": "How long?", "top_k": 3, "user": {"tags": ["x", "y"]}, "none": None},
     steps={"search": {"documents": DOCUMENTS, "count": 2}, "chat": {"usage": {"total": 7}}},
 )
-
-# The issue's example, as written.
-EXAMPLE: dict[str, Any] = {
-    "id": "answer-with-context",
-    "name": "Answer with Context",
-    "input_schema": {
-        "type": "object",
-        "properties": {"question": {"type": "string"}},
-        "required": ["question"],
-    },
-    "steps": [
-        {
-            "name": "search",
-            "type": "knowledge_base_search",
-            "knowledge_base_id": "product-docs",
-            "query": "${request:question}",
-            "top_k": 10,
-        },
-        {
-            "name": "check-results",
-            "type": "conditional",
-            "conditions": [
-                {
-                    "field": "${step:search:documents}",
-                    "operator": "is_empty",
-                    "action": {"end_workflow": {"answer": "No results found"}},
-                }
-            ],
-            "default_action": "continue",
-        },
-        {
-            "name": "score",
-            "type": "crag_scoring",
-            "input_documents": "${step:search:documents}",
-            "query": "${request:question}",
-            "threshold": 0.5,
-            "strategy": "hybrid",
-        },
-        {
-            "name": "answer",
-            "type": "chat_completion",
-            "model_id": "gpt-4",
-            "user_message": "Question: ${request:question}\n\nContext:\n"
-            "${step:score:correct_documents}",
-        },
-    ],
-    "enabled": True,
-}
 
 
 # --- variables ---------------------------------------------------------------------------
