@@ -15,6 +15,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.guard import AttemptGuard
+from activities.model_check import ModelMismatchError, ModelVersionCheck
 from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.credentials.base import CredentialResolver
 from gateway_core.credentials.rotation import call_with_rotation
@@ -85,15 +86,22 @@ class EmbeddingActivities:
         credentials: CredentialResolver,
         breaker: CircuitBreaker,
         metrics: GatewayMetrics,
+        models: ModelVersionCheck,
     ) -> None:
         self._providers = providers
         self._credentials = credentials
         self._guard = AttemptGuard(breaker, metrics)
+        self._models = models
 
     @activity.defn(name="embed")
     async def embed(self, call: EmbedCallInput) -> EmbedCallResult:
         """One embeddings call, bounded by the step's latency limit."""
         request_id_var.set(call.request_id)
+        try:
+            # Before any credential is read: the run's model is the stored version it names.
+            await self._models.verify(call.model)
+        except ModelMismatchError as error:
+            raise application_error(error, attempt=activity.info().attempt) from None
         await self._guard.admit(call.model.id)
         started = time.monotonic()
         try:

@@ -17,6 +17,7 @@ from temporalio import activity
 
 from activities.embeddings import EmbeddingActivities
 from activities.heartbeats import heartbeating
+from activities.model_check import HttpCredentialCheck
 from gateway_core.credentials.base import CredentialResolver
 from gateway_core.domain.embeddings import EmbedCallInput
 from gateway_core.domain.knowledge import SearchHit
@@ -61,6 +62,7 @@ class UserflowActivities:
         credentials: CredentialResolver,
         outbound: httpx.AsyncClient,
         policy: OutboundPolicy,
+        credential_uses: HttpCredentialCheck,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._backends = dict(backends)
@@ -69,6 +71,7 @@ class UserflowActivities:
         self._credentials = credentials
         self._outbound = outbound
         self._policy = policy
+        self._credential_uses = credential_uses
         self._telemetry = telemetry or Telemetry.off()
 
     @activity.defn(name=KB_SEARCH_ACTIVITY)
@@ -129,6 +132,8 @@ class UserflowActivities:
         """One outbound request past the address policy: status, headers, body."""
         try:
             self._policy.check_url(inp.url)
+            # Before the credential is read: it goes only where the stored step sends it.
+            await self._credential_uses.verify(inp)
             headers = {**inp.headers, **await self._auth_header(inp)}
             # Heartbeats let a cancellation of the run reach the request in flight.
             async with heartbeating():

@@ -51,9 +51,9 @@ from harness import (
 
 sys.path.insert(0, str(ROOT))
 
-from gateway_core.payload_codec import new_key_text
 from gateway_core.storage.embedded import EmbeddedPostgres
 from temporal_workers.dev_server import EmbeddedTemporal
+from temporal_workers.payload_codec import new_key_text
 
 MODEL_ID = "load"
 READY_TIMEOUT_S = 180.0

@@ -370,9 +370,7 @@ class BodySizeLimit:
         await self.app(scope, counted, unless_refused)
 
     def _too_large(self) -> RequestTooLargeError:
-        return RequestTooLargeError(
-            f"the request body is over {self._limit} bytes (PMP_MAX_BODY_BYTES)"
-        )
+        return RequestTooLargeError(f"the request body is over {self._limit} bytes")
 
 
 async def _send_error(send: Send, error: GatewayError) -> None:

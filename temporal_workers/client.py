@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from google.protobuf.duration_pb2 import Duration
@@ -15,7 +14,6 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
 from temporalio.client import Client, Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import PayloadCodec
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
@@ -24,6 +22,7 @@ from gateway_core.config import Settings
 from gateway_core.domain.operations import OWNER_ATTRIBUTE, TYPE_ATTRIBUTE
 from gateway_core.process import StartupError
 from gateway_core.telemetry import Telemetry
+from temporal_workers.payload_codec import encrypted_converter
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ async def connect_client(
         target,
         namespace=settings.temporal_namespace,
         # With a codec (every gateway process has one), payloads are stored encrypted.
-        data_converter=dataclasses.replace(pydantic_data_converter, payload_codec=codec),
+        data_converter=encrypted_converter(codec),
         api_key=api_key,
         tls=tls_config(settings, api_key is not None),
         interceptors=_interceptors(telemetry),

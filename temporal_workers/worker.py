@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -13,7 +15,7 @@ from activities.callbacks import CallbackActivities
 from activities.chat import ChatActivities
 from activities.embeddings import EmbeddingActivities
 from activities.ingestion import IngestionActivities
-from activities.model_check import ModelVersionCheck
+from activities.model_check import HttpCredentialCheck, ModelVersionCheck
 from activities.userflow import UserflowActivities
 from gateway_core.breaker.base import CircuitBreaker
 from gateway_core.config import Settings
@@ -25,6 +27,7 @@ from gateway_core.providers.registry import ProviderRegistry, build_http_client
 from gateway_core.storage.blobs import BlobStore
 from gateway_core.storage.database import Pool
 from gateway_core.storage.models import ModelRepository
+from gateway_core.storage.workflows import WorkflowRepository
 from gateway_core.streaming.bus import StreamBus
 from gateway_core.telemetry import Telemetry
 from workflows.callback import CallbackWorkflow
@@ -36,14 +39,21 @@ from workflows.user import UserWorkflow
 WORKFLOWS = [ChatWorkflow, CallbackWorkflow, EmbeddingWorkflow, IngestionWorkflow, UserWorkflow]
 
 
+@dataclass(frozen=True)
+class GatewayActivities:
+    """The activity holders of one worker, each with the clients it needs."""
+
+    chat: ChatActivities
+    callbacks: CallbackActivities
+    embeddings: EmbeddingActivities
+    ingestion: IngestionActivities
+    userflow: UserflowActivities
+
+
 def build_worker(
     client: Client,
     task_queue: str,
-    chat: ChatActivities,
-    callbacks: CallbackActivities,
-    embeddings: EmbeddingActivities,
-    ingestion: IngestionActivities,
-    userflow: UserflowActivities,
+    activities: GatewayActivities,
     graceful_shutdown_s: float = 0.0,
 ) -> Worker:
     """A worker for every gateway workflow.
@@ -57,17 +67,17 @@ def build_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[
-            chat.complete,
-            chat.stream,
-            callbacks.deliver,
-            embeddings.embed,
-            ingestion.parse,
-            ingestion.chunk,
-            ingestion.embed_batch,
-            ingestion.upsert,
-            ingestion.cleanup,
-            userflow.kb_search,
-            userflow.http_request,
+            activities.chat.complete,
+            activities.chat.stream,
+            activities.callbacks.deliver,
+            activities.embeddings.embed,
+            activities.ingestion.parse,
+            activities.ingestion.chunk,
+            activities.ingestion.embed_batch,
+            activities.ingestion.upsert,
+            activities.ingestion.cleanup,
+            activities.userflow.kb_search,
+            activities.userflow.http_request,
         ],
         workflow_runner=UnsandboxedWorkflowRunner(),
         max_concurrent_workflow_tasks=200,
@@ -101,29 +111,26 @@ async def running_worker(
     policy = OutboundPolicy.from_settings(settings)
     callback_http = outbound_client(policy, connect_timeout_s=settings.upstream_connect_timeout_s)
     try:
-        resolver = build_resolver(settings, http)
-        # Every run's model is checked against its stored version before a credential is read.
-        models = ModelVersionCheck(ModelRepository(pool))
-        chat = ChatActivities(providers, resolver, bus, breaker, metrics, models)
-        # Callback URLs are user-chosen: their own client enforces the outbound policy.
-        callbacks = CallbackActivities(callback_http, callback_secret)
-        embeddings = EmbeddingActivities(providers, resolver, breaker, metrics)
-        blobs = BlobStore(pool)
-        # Blobs of runs that never reached their clean-up (terminated, or lost).
-        await blobs.sweep(settings.ingestion_blob_ttl_hours)
-        ingestion = IngestionActivities(blobs, knowledge_backends, embeddings)
-        # Workflow http_request steps share the callbacks' policy-enforcing client.
-        userflow = UserflowActivities(
-            knowledge_backends, embeddings, resolver, callback_http, policy, telemetry
+        wiring = _Wiring(
+            settings,
+            pool,
+            http,
+            policy,
+            callback_http,
+            providers,
+            bus,
+            breaker,
+            metrics,
+            callback_secret,
+            knowledge_backends,
+            telemetry,
         )
+        # Blobs of runs that never reached their clean-up (terminated, or lost).
+        await BlobStore(pool).sweep(settings.ingestion_blob_ttl_hours)
         worker = build_worker(
             client,
             settings.temporal_task_queue,
-            chat,
-            callbacks,
-            embeddings,
-            ingestion,
-            userflow,
+            _activities(wiring),
             graceful_shutdown_s=settings.drain_seconds,
         )
         async with worker:
@@ -132,3 +139,45 @@ async def running_worker(
         providers.close()
         await callback_http.aclose()
         await http.aclose()
+
+
+@dataclass(frozen=True)
+class _Wiring:
+    """What the activities share: the process's clients, breaker, bus and metrics."""
+
+    settings: Settings
+    pool: Pool
+    http: httpx.AsyncClient  # upstream providers
+    policy: OutboundPolicy
+    outbound: httpx.AsyncClient  # user-chosen URLs, through `policy`
+    providers: ProviderRegistry
+    bus: StreamBus
+    breaker: CircuitBreaker
+    metrics: GatewayMetrics
+    callback_secret: bytes
+    knowledge_backends: Mapping[str, KnowledgeBackend]
+    telemetry: Telemetry | None
+
+
+def _activities(w: _Wiring) -> GatewayActivities:
+    resolver = build_resolver(w.settings, w.http)
+    # Every run's model is checked against its stored version before a credential is read.
+    models = ModelVersionCheck(ModelRepository(w.pool))
+    embeddings = EmbeddingActivities(w.providers, resolver, w.breaker, w.metrics, models)
+    return GatewayActivities(
+        chat=ChatActivities(w.providers, resolver, w.bus, w.breaker, w.metrics, models),
+        # Callback URLs are user-chosen: their own client enforces the outbound policy.
+        callbacks=CallbackActivities(w.outbound, w.callback_secret),
+        embeddings=embeddings,
+        ingestion=IngestionActivities(BlobStore(w.pool), w.knowledge_backends, embeddings),
+        # Workflow http_request steps share the callbacks' policy-enforcing client.
+        userflow=UserflowActivities(
+            w.knowledge_backends,
+            embeddings,
+            resolver,
+            w.outbound,
+            w.policy,
+            HttpCredentialCheck(WorkflowRepository(w.pool)),
+            w.telemetry,
+        ),
+    )

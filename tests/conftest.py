@@ -22,6 +22,9 @@ import httpx
 import openai
 import pytest
 import uvicorn
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -324,3 +327,31 @@ def start_worker_process(
     cli = str(Path(sys.executable).parent / "pmp-gateway")
     with log.open("ab") as out:
         return subprocess.Popen([cli, "worker"], env=worker_env, stdout=out, stderr=out)
+
+
+def _payloads(message: Message) -> list[Payload]:
+    """Every Payload inside a history event, however deeply it is nested."""
+    if isinstance(message, Payload):
+        return [message]
+    found: list[Payload] = []
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        if isinstance(value, Message):
+            items: Any = [value]
+        elif hasattr(value, "values"):  # a map field
+            items = value.values()
+        else:  # a repeated field
+            items = value
+        for item in items:
+            if isinstance(item, Message):
+                found.extend(_payloads(item))
+    return found
+
+
+async def decrypted_payloads(gateway: Gateway, history: WorkflowHistory) -> bytes:
+    """Every payload of a history (failure messages included) decrypted with the gateway's
+    payload key: what an operator holding the key reads there."""
+    sealed = [p for event in history.events for p in _payloads(event)]
+    decoded = await gateway.runtime.temporal.codec.decode(sealed)
+    return b"".join(payload.data for payload in decoded)

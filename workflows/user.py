@@ -423,6 +423,9 @@ class UserWorkflow:
             body=step.body,
             credential=step.auth.model_dump(mode="json") if step.auth else None,
             timeout_s=step.timeout_s,
+            workflow_id=self.inp.definition.id,
+            workflow_version=self.inp.definition.version,
+            step=step.name,
         )
         answered: dict[str, Any] = await workflow.execute_activity(
             HTTP_REQUEST_ACTIVITY,

@@ -40,7 +40,6 @@ from gateway_core.knowledge.bedrock_kb import BedrockKnowledgeBackend
 from gateway_core.knowledge.pgvector import PgvectorBackend
 from gateway_core.knowledge.qdrant import QdrantBackend
 from gateway_core.metrics import GatewayMetrics
-from gateway_core.payload_codec import AesGcmCodec
 from gateway_core.process import StartupError
 from gateway_core.providers.registry import ProviderRegistry, build_http_client
 from gateway_core.storage.api_keys import ApiKeyRepository
@@ -56,6 +55,7 @@ from gateway_core.streaming.bus import InProcessStreamBus, RedisStreamBus, Strea
 from gateway_core.telemetry import Telemetry
 from temporal_workers.client import connect_client, register_search_attributes, set_retention
 from temporal_workers.dev_server import EmbeddedTemporal
+from temporal_workers.payload_codec import AesGcmCodec
 
 logger = logging.getLogger(__name__)
 

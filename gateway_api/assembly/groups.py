@@ -26,7 +26,6 @@ from gateway_core.domain.models import Model
 from gateway_core.domain.prompts import Prompt
 from gateway_core.knowledge.backend import KnowledgeBackend
 from gateway_core.metrics import GatewayMetrics
-from gateway_core.payload_codec import AesGcmCodec
 from gateway_core.storage.api_keys import ApiKeyRepository
 from gateway_core.storage.chains import ChainRepository
 from gateway_core.storage.database import Pool
@@ -37,6 +36,7 @@ from gateway_core.storage.prompts import PromptRepository
 from gateway_core.storage.workflows import WorkflowRepository
 from gateway_core.streaming.bus import StreamBus
 from gateway_core.telemetry import Telemetry
+from temporal_workers.payload_codec import AesGcmCodec
 
 Mode = Literal["serve", "api", "worker"]
 

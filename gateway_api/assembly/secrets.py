@@ -11,8 +11,8 @@ from __future__ import annotations
 from gateway_api.assembly.groups import Mode
 from gateway_core.auth.secrets import load_or_create_secret
 from gateway_core.config import Settings
-from gateway_core.payload_codec import AesGcmCodec, PayloadKeyError, load_or_create_key
 from gateway_core.process import StartupError
+from temporal_workers.payload_codec import AesGcmCodec, PayloadKeyError, load_or_create_key
 
 
 def process_secrets(settings: Settings, mode: Mode) -> tuple[bytes, AesGcmCodec]:

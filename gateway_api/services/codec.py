@@ -19,7 +19,7 @@ from temporalio.api.common.v1 import Payload
 from gateway_core.auth.keys import AdminKeys
 from gateway_core.config import Settings
 from gateway_core.errors import AuthenticationError, InvalidRequestError
-from gateway_core.payload_codec import AesGcmCodec, PayloadKeyError
+from temporal_workers.payload_codec import AesGcmCodec, PayloadKeyError
 
 MAX_PAYLOADS = 1000
 CodecAction = Literal["decode", "encode"]

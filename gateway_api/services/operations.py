@@ -37,10 +37,16 @@ from gateway_core.domain.operations import (
     parse_operation_id,
     response_with_metadata,
 )
-from gateway_core.errors import ConflictError, InvalidRequestError, NotFoundError
+from gateway_core.errors import (
+    ConfigurationError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from gateway_core.userflows.runs import OPERATION_TYPE as WORKFLOW_RUN
 from gateway_core.userflows.runs import PROGRESS_QUERY as WORKFLOW_PROGRESS
 from gateway_core.userflows.runs import UserflowProgress, UserWorkflowResult
+from temporal_workers.payload_codec import PayloadKeyError
 
 # Set on runs started with a callback_url: only those have a callback child to look up.
 CALLBACK_MEMO = "pmp_callback"
@@ -60,6 +66,10 @@ _QUERY_STATUS = {
     "failed": "'Failed', 'TimedOut', 'Terminated'",
     "cancelled": "'Canceled'",
 }
+_UNREADABLE = ConfigurationError(
+    "the run's payloads were encrypted with another payload key (PMP_PAYLOAD_KEY changed)",
+    code="payload_key_mismatch",
+)
 # How long a cancel waits for the run to close its upstream request before answering.
 CANCEL_WAIT_S = 10
 
@@ -195,11 +205,7 @@ class OperationsService:
         self, executions: Sequence[WorkflowExecution]
     ) -> dict[str, WorkflowExecution]:
         """The callback children of those runs that have one, by run id (one listing)."""
-        ids = [
-            callback_run_id(e.id)
-            for e in executions
-            if await e.memo_value(CALLBACK_MEMO, default=False)
-        ]
+        ids = [callback_run_id(e.id) for e in executions if await _has_callback(e)]
         if not ids:
             return {}
         query = f"WorkflowId IN ({', '.join(_quoted(i) for i in ids)})"
@@ -210,6 +216,27 @@ class OperationsService:
         self,
         description: WorkflowExecution,
         callbacks: Mapping[str, WorkflowExecution] | None = None,
+    ) -> OperationDoc:
+        """The operation's document; one recorded under another payload key (before a key
+        change) shows that as its error instead of failing the whole answer."""
+        try:
+            return await self._read_document(description, callbacks)
+        except PayloadKeyError:
+            return OperationDoc(
+                operation_id=description.id,
+                type=description.typed_search_attributes.get(TYPE_KEY) or "chat.completion",
+                status=_TERMINAL.get(description.status, "running")
+                if description.status
+                else "running",
+                created_at=int(description.start_time.timestamp()),
+                updated_at=int((description.close_time or description.start_time).timestamp()),
+                error=error_codec.operation_error(_UNREADABLE),
+            )
+
+    async def _read_document(
+        self,
+        description: WorkflowExecution,
+        callbacks: Mapping[str, WorkflowExecution] | None,
     ) -> OperationDoc:
         operation_id = description.id
         status: OperationStatus = "running"
@@ -233,7 +260,7 @@ class OperationsService:
             document.progress = await self._ingestion_progress(operation_id)
         elif document.type == WORKFLOW_RUN:
             document.progress = await self._workflow_progress(operation_id)
-        if await description.memo_value(CALLBACK_MEMO, default=False):
+        if await _has_callback(description):
             document.callback = await self._callback_state(operation_id, callbacks or {})
         return document
 
@@ -294,3 +321,12 @@ def _visibility_query(caller: Caller, status: str | None, operation_type: str | 
 
 def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+async def _has_callback(execution: WorkflowExecution) -> bool:
+    """Whether the run was started with a callback_url (its memo says so); a memo sealed
+    under another payload key reads as no callback."""
+    try:
+        return bool(await execution.memo_value(CALLBACK_MEMO, default=False))
+    except PayloadKeyError:
+        return False

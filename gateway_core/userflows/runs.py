@@ -155,3 +155,7 @@ class HttpRequestInput(BaseModel):
     body: Any = None
     credential: dict[str, Any] | None = None  # the step's HttpCredential, dumped
     timeout_s: float = 30
+    # Which stored step this is: the worker sends a credential only where it says.
+    workflow_id: str | None = None
+    workflow_version: int | None = None
+    step: str | None = None

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import httpx
 import openai
 import pytest
-from google.protobuf.message import Message
-from temporalio.api.common.v1 import Payload
 
 from gateway_api.app import create_app
 from gateway_core.streaming.bus import InProcessStreamBus
-from tests.conftest import ADMIN_KEY, UPSTREAM_KEY, Gateway
+from tests.conftest import ADMIN_KEY, UPSTREAM_KEY, Gateway, decrypted_payloads
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
 
@@ -100,31 +97,9 @@ async def test_stream_result_is_recorded_in_the_run_history(
     # Payloads are encrypted in the history (hardening 2): search them once decrypted.
     raw_events = b"".join(event.SerializeToString() for event in history.events)
     assert b"remember this" not in raw_events
-    sealed = [p for event in history.events for p in _payloads(event)]
-    decoded = await gateway.runtime.temporal.codec.decode(sealed)
-    plain = b"".join(payload.data for payload in decoded)
+    plain = await decrypted_payloads(gateway, history)
     assert b"remember this" in plain  # the search can find payload text
     assert UPSTREAM_KEY.encode() not in plain
-
-
-def _payloads(message: Message) -> list[Payload]:
-    """Every Payload inside a history event, however deeply it is nested."""
-    if isinstance(message, Payload):
-        return [message]
-    found: list[Payload] = []
-    for descriptor, value in message.ListFields():
-        if descriptor.message_type is None:
-            continue
-        if isinstance(value, Message):
-            items: Any = [value]
-        elif hasattr(value, "values"):  # a map field
-            items = value.values()
-        else:  # a repeated field
-            items = value
-        for item in items:
-            if isinstance(item, Message):
-                found.extend(_payloads(item))
-    return found
 
 
 async def test_unknown_model_is_404_in_openai_shape(gateway: Gateway) -> None:

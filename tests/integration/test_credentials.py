@@ -20,7 +20,7 @@ from gateway_core.credentials.base import CredentialResolver
 from gateway_core.domain.models import CredentialRef
 from gateway_core.errors import ConfigurationError
 from gateway_core.process import free_port
-from tests.conftest import Gateway, running_gateway
+from tests.conftest import Gateway, decrypted_payloads, running_gateway
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.vault_server import FakeVault
 
@@ -207,8 +207,9 @@ async def test_no_credential_value_reaches_history_logs_or_error_bodies(
             run_id
         ).fetch_history()
         raw = b"".join(event.SerializeToString() for event in history.events)
-        assert b"echo: hi" in raw or b"invalid x-api-key" in raw  # the search sees payloads
-        assert all(secret.encode() not in raw for secret in secrets)
+        plain = await decrypted_payloads(vault_gateway, history)
+        assert b"echo: hi" in plain or b"invalid x-api-key" in plain  # the search sees text
+        assert all(secret.encode() not in raw + plain for secret in secrets)
     assert caplog.records  # the logs were captured
     assert all(secret not in caplog.text for secret in secrets)
 

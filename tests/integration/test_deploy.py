@@ -27,7 +27,7 @@ def _build(overlay: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
 
 
-@pytest.mark.parametrize("overlay", ["base", "overlays/production"])
+@pytest.mark.parametrize("overlay", ["base", "overlays/production", "overlays/self-hosted-mtls"])
 def test_manifests_build_and_pass_strict_schema_validation(overlay: str, tmp_path: Path) -> None:
     documents = _build(DEPLOY / overlay)
     rendered = tmp_path / "rendered.yaml"

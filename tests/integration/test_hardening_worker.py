@@ -8,6 +8,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 
 from gateway_core.domain.chat import ChainStep, ChatResult, ChatWorkflowInput, ResolvedModel
+from gateway_core.domain.embeddings import EmbeddingResult, EmbeddingWorkflowInput
 from gateway_core.domain.models import CredentialRef
 from tests.conftest import UPSTREAM_KEY_ENV, Gateway
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -67,3 +68,31 @@ async def test_a_run_naming_a_version_that_does_not_exist_is_refused(
     with pytest.raises(WorkflowFailureError):
         await _run_directly(gateway, ghost, stream=False)
     assert not upstream.requests
+
+
+async def test_an_embedding_run_whose_model_is_not_its_stored_version_is_refused(
+    gateway: Gateway, upstream: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    stored = await gateway.add_model(
+        "e", upstream, model="text-embedding-3-small", kind="embedding", dimensions=16
+    )
+    forged = ResolvedModel(
+        id="e",
+        version=stored["version"],
+        provider="openai",
+        upstream_model="text-embedding-3-small",
+        base_url=backup.base_url,
+        credential=CredentialRef(source="env", name=UPSTREAM_KEY_ENV),
+        dimensions=16,
+    )
+    client = gateway.runtime.temporal.runs.client
+    with pytest.raises(WorkflowFailureError) as failed:
+        await client.execute_workflow(
+            "EmbeddingWorkflow",
+            EmbeddingWorkflowInput(steps=[ChainStep(model=forged, max_retries=0)], inputs=["hi"]),
+            id=f"forged-{uuid.uuid4().hex[:8]}",
+            task_queue=gateway.runtime.settings.temporal_task_queue,
+            result_type=EmbeddingResult,
+        )
+    assert "not the stored model version" in str(failed.value.cause)
+    assert not backup.requests and not upstream.requests

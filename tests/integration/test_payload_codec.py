@@ -8,14 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
+from pydantic import SecretStr
+from temporalio.client import WorkflowFailureError, WorkflowHistory
 
 from gateway_api.assembly import open_runtime
 from gateway_core.config import Settings
-from gateway_core.payload_codec import PayloadKeyError, load_or_create_key, new_key_text
 from gateway_core.process import StartupError
-from tests.conftest import ADMIN_KEY, Gateway, openai_error
-from tests.fakes.openai_upstream import FakeOpenAI
+from temporal_workers.payload_codec import PayloadKeyError, load_or_create_key, new_key_text
+from tests.conftest import ADMIN_KEY, Gateway, openai_error, running_gateway
+from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
 PROMPT = "the secret recipe is forty-two parts basil"
 UI_ORIGIN = "http://localhost:8233"
@@ -62,6 +63,48 @@ async def test_history_read_without_the_key_shows_no_prompt_and_the_codec_decode
     encoded = await gateway.admin.post("/codec/encode", json={"payloads": [plain]})
     again = await gateway.admin.post("/codec/decode", json=encoded.json())
     assert again.json()["payloads"][0]["data"] == plain["data"]
+
+
+async def test_a_failure_message_is_not_readable_in_history_without_the_key(
+    gateway: Gateway, upstream: FakeOpenAI
+) -> None:
+    """An upstream's error text may quote the prompt: it is encrypted like the prompt."""
+    await gateway.add_model("m", upstream)
+    upstream.enqueue(Scenario(status=400, error_message="cannot cook forty-two parts basil"))
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    accepted = await gateway.admin.post("/v1/chat/completions?async=true", json=body)
+    assert accepted.status_code == 202, accepted.text
+    operation_id = accepted.json()["operation_id"]
+    handle = gateway.runtime.temporal.runs.client.get_workflow_handle(operation_id)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    raw = (await handle.fetch_history()).to_json()
+    assert "basil" not in raw and "upstream_bad_request" not in raw
+    # The gateway, holding the key, still reads the failure back whole.
+    document = (await gateway.admin.get(f"/v1/operations/{operation_id}")).json()
+    assert document["status"] == "failed"
+    assert "basil" in document["error"]["message"], document
+
+
+async def test_operations_recorded_under_an_older_payload_key_still_list(
+    settings: Settings, upstream: FakeOpenAI
+) -> None:
+    """After PMP_PAYLOAD_KEY changes, old runs cannot be decrypted: the list still answers
+    and says so for those operations, instead of failing with a 500."""
+    body = {"model": "m", "messages": [{"role": "user", "content": PROMPT}]}
+    async with running_gateway(settings) as before:
+        await before.add_model("m", upstream)
+        accepted = await before.admin.post("/v1/chat/completions?async=true", json=body)
+        operation_id = accepted.json()["operation_id"]
+        await before.runtime.temporal.runs.client.get_workflow_handle(operation_id).result()
+    rotated = settings.model_copy(update={"payload_key": SecretStr(new_key_text())})
+    async with running_gateway(rotated) as after:
+        listed = await after.admin.get("/v1/operations", params={"limit": 100})
+        assert listed.status_code == 200, listed.text
+        [old] = [d for d in listed.json()["data"] if d["operation_id"] == operation_id]
+        assert old["status"] == "completed" and old["error"]["code"] == "payload_key_mismatch"
+        shown = await after.admin.get(f"/v1/operations/{operation_id}")
+        assert shown.status_code == 200 and shown.json()["error"]["code"] == "payload_key_mismatch"
 
 
 async def test_the_codec_endpoint_needs_the_admin_key_and_allows_only_the_ui_origin(

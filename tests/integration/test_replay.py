@@ -17,10 +17,9 @@ from typing import NamedTuple
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from gateway_core.payload_codec import AesGcmCodec, parse_key
+from temporal_workers.payload_codec import AesGcmCodec, encrypted_converter, parse_key
 from temporal_workers.worker import WORKFLOWS
 from tests.conftest import TEST_PAYLOAD_KEY, Gateway
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -28,9 +27,7 @@ from tests.replay_scenarios import SCENARIOS, CallbackReceiver, Rig
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 # Fresh runs are encrypted with the test payload key; recorded plain histories pass through.
-REPLAY_CONVERTER = dataclasses.replace(
-    pydantic_data_converter, payload_codec=AesGcmCodec(parse_key(TEST_PAYLOAD_KEY))
-)
+REPLAY_CONVERTER = encrypted_converter(AesGcmCodec(parse_key(TEST_PAYLOAD_KEY)))
 
 
 class Expected(NamedTuple):

@@ -24,7 +24,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+)
 
 ENCODING = b"binary/encrypted"
 KEY_ID_FIELD = "encryption-key-id"
@@ -107,6 +111,14 @@ class AesGcmCodec(PayloadCodec):
             raise PayloadKeyError("payload does not decrypt with this payload key") from None
 
 
-def encrypted_converter(codec: AesGcmCodec) -> DataConverter:
-    """The gateway's data converter (pydantic-aware) with `codec` on every payload."""
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+def encrypted_converter(codec: PayloadCodec | None) -> DataConverter:
+    """The gateway's data converter (pydantic-aware) with `codec` on every payload.
+
+    Failure messages and stack traces move into an encoded payload too, so an upstream's
+    error text (which may quote the prompt) is as unreadable in history as the prompt.
+    """
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
