@@ -115,10 +115,7 @@ document.addEventListener("alpine:init", () => {
       const body = dropEmpty(clone(this.form));
       this.busy = true;
       try {
-        const { data } = this.editing === "new"
-          ? await api("/admin/chains", { method: "POST", body })
-          : await api(`/admin/chains/${encodeURIComponent(this.editing)}`, {
-            method: "PUT", body, headers: { "if-match": String(this.form.version) } });
+        const { data } = await this.store(this.editing, body, this.form.version);
         notify(`Chain ${data.id} saved (version ${data.version}).`);
         this.editing = null;
         await this.load();
@@ -312,10 +309,7 @@ document.addEventListener("alpine:init", () => {
       }
       this.busy = true;
       try {
-        const { data } = this.editing === "new"
-          ? await api("/admin/workflows", { method: "POST", body })
-          : await api(`/admin/workflows/${encodeURIComponent(this.editing)}`, {
-            method: "PUT", body, headers: { "if-match": String(this.editingVersion) } });
+        const { data } = await this.store(this.editing, body, this.editingVersion);
         notify(`Workflow ${data.id} saved (version ${data.version}).`);
         this.editing = null;
         await this.load();

@@ -1,7 +1,8 @@
 // The admin UI's views: one Alpine component each, all speaking the gateway's JSON API.
 "use strict";
 
-// A cursor-paged list of versioned entities at `prefix` (GET ?limit=&after=).
+// A cursor-paged list of versioned entities at `prefix` (GET ?limit=&after=), and how one
+// is written: POST to create, PUT with If-Match (the version the form started from) to change.
 function pagedList(prefix, pageSize = 20) {
   return {
     items: [], pages: [null], page: 0, hasMore: false, filter: "", loading: false, listError: "",
@@ -19,6 +20,11 @@ function pagedList(prefix, pageSize = 20) {
       } finally {
         this.loading = false;
       }
+    },
+    store(id, body, version) {
+      if (id === "new") return api(prefix, { method: "POST", body });
+      return api(`${prefix}/${encodeURIComponent(id)}`, {
+        method: "PUT", body, headers: { "if-match": String(version) } });
     },
     shown() {
       const needle = this.filter.trim().toLowerCase();
@@ -143,10 +149,7 @@ document.addEventListener("alpine:init", () => {
       this.busy = true;
       try {
         const body = modelFromForm(this.form);
-        const saved = this.editing === "new"
-          ? await api("/admin/models", { method: "POST", body })
-          : await api(`/admin/models/${encodeURIComponent(this.editing)}`, {
-            method: "PUT", body, headers: { "if-match": String(this.form.version) } });
+        const saved = await this.store(this.editing, body, this.form.version);
         notify(`Model ${saved.data.id} saved (version ${saved.data.version}).`);
         this.editing = null;
         await this.load();
@@ -160,8 +163,7 @@ document.addEventListener("alpine:init", () => {
     async toggle(model) {
       try {
         const body = { ...model, enabled: !model.enabled };
-        await api(`/admin/models/${encodeURIComponent(model.id)}`, {
-          method: "PUT", body, headers: { "if-match": String(model.version) } });
+        await this.store(model.id, body, model.version);
         notify(`Model ${model.id} ${model.enabled ? "disabled" : "enabled"}.`);
         await this.load();
       } catch (error) {
@@ -381,10 +383,7 @@ document.addEventListener("alpine:init", () => {
       body.tags = tags;
       this.busy = true;
       try {
-        const { data } = this.editing === "new"
-          ? await api("/admin/prompts", { method: "POST", body })
-          : await api(`/admin/prompts/${encodeURIComponent(this.editing)}`, {
-            method: "PUT", body, headers: { "if-match": String(this.form.version) } });
+        const { data } = await this.store(this.editing, body, this.form.version);
         notify(`Prompt ${data.id} saved (version ${data.version}).`);
         this.editing = null;
         await this.load();
