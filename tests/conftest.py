@@ -258,6 +258,20 @@ async def running_gateway(
                 await task
 
 
+@asynccontextmanager
+async def api_only(settings: Settings) -> AsyncIterator[Gateway]:
+    """The API without a worker (runs go to worker processes), over ASGI, as the admin."""
+    async with open_runtime(settings, "api") as runtime:
+        transport = httpx.ASGITransport(app=create_app(settings, runtime=runtime))
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://gateway",
+            timeout=120,
+            headers={"authorization": f"Bearer {ADMIN_KEY}"},
+        ) as client:
+            yield Gateway(base_url="http://gateway", runtime=runtime, admin=client)
+
+
 @pytest.fixture
 async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
     async with running_gateway(settings) as running:

@@ -8,19 +8,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from gateway_api.app import create_app
-from gateway_api.assembly import open_runtime
 from gateway_core.config import Settings
 from gateway_core.process import free_port
-from tests.conftest import ADMIN_KEY, UPSTREAM_KEY, UPSTREAM_KEY_ENV, start_worker_process
+from tests.conftest import UPSTREAM_KEY, UPSTREAM_KEY_ENV, api_only, start_worker_process
 from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
 pytestmark = pytest.mark.e2e
@@ -31,20 +27,6 @@ def _start_worker(settings: Settings, log: Path, metrics_port: int = 0) -> subpr
     return start_worker_process(
         settings, log, metrics_port=metrics_port, env={UPSTREAM_KEY_ENV: UPSTREAM_KEY}
     )
-
-
-@asynccontextmanager
-async def _api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_runtime(settings, "api") as runtime:
-        app = create_app(settings, runtime=runtime)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://gateway",
-            timeout=30,
-            headers={"authorization": f"Bearer {ADMIN_KEY}"},
-        ) as client:
-            yield client
 
 
 async def _poll(client: httpx.AsyncClient, operation_id: str, timeout_s: float) -> dict[str, Any]:
@@ -89,7 +71,8 @@ async def test_operation_completes_after_its_worker_is_killed_mid_call(
     worker = _start_worker(settings, tmp_path / "worker-1.log")
     replacement = None
     try:
-        async with _api(settings) as client:
+        async with api_only(settings) as api:
+            client = api.admin
             model = await _model(client, upstream)
             upstream.enqueue(Scenario(content="first try", delay_s=30), Scenario(content="done"))
             operation_id = await _submit(client, model)
@@ -122,11 +105,13 @@ async def test_operation_is_found_after_the_api_restarts(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = _start_worker(settings, tmp_path / "worker.log")
     try:
-        async with _api(settings) as client:
+        async with api_only(settings) as api:
+            client = api.admin
             model = await _model(client, upstream)
             upstream.enqueue(Scenario(content="after restart", delay_s=1))
             operation_id = await _submit(client, model)
-        async with _api(settings) as restarted:
+        async with api_only(settings) as restarted_api:
+            restarted = restarted_api.admin
             document = await _poll(restarted, operation_id, timeout_s=30)
         assert document["status"] == "completed"
         assert document["result"]["choices"][0]["message"]["content"] == "after restart"

@@ -16,8 +16,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +24,8 @@ import httpx
 import pytest
 from fpdf import FPDF
 
-from gateway_api.app import create_app
-from gateway_api.assembly import open_runtime
 from gateway_core.config import Settings
-from tests.conftest import ADMIN_KEY, Gateway, running_gateway, start_worker_process
+from tests.conftest import Gateway, api_only, running_gateway, start_worker_process
 
 MODEL = {"provider": "local", "model": "wordllama", "kind": "embedding", "dimensions": 256}
 CLI = str(Path(sys.executable).parent / "pmp-gateway")
@@ -383,19 +379,6 @@ def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     return start_worker_process(settings, log)
 
 
-@asynccontextmanager
-async def _api(settings: Settings) -> AsyncIterator[Gateway]:
-    async with open_runtime(settings, "api") as runtime:
-        transport = httpx.ASGITransport(app=create_app(settings, runtime=runtime))
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://gateway",
-            timeout=60,
-            headers={"authorization": f"Bearer {ADMIN_KEY}"},
-        ) as client:
-            yield Gateway(base_url="http://gateway", runtime=runtime, admin=client)
-
-
 async def _progress_at_least(
     client: httpx.AsyncClient, operation_id: str, embedded: int
 ) -> dict[str, Any]:
@@ -417,7 +400,7 @@ async def test_a_worker_killed_mid_ingestion_is_replaced_and_every_chunk_stored_
     worker = _start_worker(settings, tmp_path / "worker-1.log")
     replacement = None
     try:
-        async with _api(settings) as api:
+        async with api_only(settings) as api:
             kb_id = await _kb(api)
             options = {"batch_size": 1, "chunker": {"strategy": "paragraph", "chunk_size": 80}}
             started = await api.admin.post(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway_api.app import create_app
-from gateway_api.assembly import open_runtime
 from gateway_core.config import Settings
 from gateway_core.crag.models import DEFAULT_AMBIGUOUS_THRESHOLD
 from tests.conftest import (
-    ADMIN_KEY,
     Gateway,
+    api_only,
     key_client,
     openai_error,
     running_gateway,
@@ -527,20 +524,6 @@ async def test_http_request_to_a_private_address_is_refused_by_default(
         error = openai_error(await execute(gateway.admin, "notify", {"topic": "x", "n": 1}), 400)
         assert error["code"] == "outbound_address_refused" and "call" in error["message"]
         assert hook.seen == []
-
-
-@asynccontextmanager
-async def api_only(settings: Settings) -> AsyncIterator[Gateway]:
-    """The API without a worker (runs go to worker processes), over ASGI."""
-    async with open_runtime(settings, "api") as runtime:
-        transport = httpx.ASGITransport(app=create_app(settings, runtime=runtime))
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://gateway",
-            timeout=120,
-            headers={"authorization": f"Bearer {ADMIN_KEY}"},
-        ) as client:
-            yield Gateway(base_url="http://gateway", runtime=runtime, admin=client)
 
 
 async def test_a_worker_killed_mid_run_is_replaced_and_completed_steps_do_not_rerun(
