@@ -42,15 +42,23 @@ def _services(request: Request) -> Services:
     return services
 
 
-def storage(request: Request) -> StorageGroup:
+# Providers are `async def` although they do not await: FastAPI runs a plain `def`
+# dependency on a worker thread, a thread hop per dependency per request.
+
+
+async def all_services(request: Request) -> Services:
+    return _services(request)
+
+
+async def storage(request: Request) -> StorageGroup:
     return _runtime(request).storage
 
 
-def cache_service(request: Request) -> ResponseCacheService:
+async def cache_service(request: Request) -> ResponseCacheService:
     return _services(request).cache
 
 
-def metrics_registry(request: Request) -> GatewayMetrics:
+async def metrics_registry(request: Request) -> GatewayMetrics:
     """The process's metrics; with PMP_METRICS_KEY set, only for a caller presenting it."""
     runtime = _runtime(request)
     expected = runtime.settings.metrics_key
@@ -61,59 +69,59 @@ def metrics_registry(request: Request) -> GatewayMetrics:
     return runtime.providers.metrics
 
 
-def readiness(request: Request) -> Readiness:
+async def readiness(request: Request) -> Readiness:
     return _services(request).readiness
 
 
-def chat_service(request: Request) -> ChatService:
+async def chat_service(request: Request) -> ChatService:
     return _services(request).chat
 
 
-def embedding_service(request: Request) -> EmbeddingService:
+async def embedding_service(request: Request) -> EmbeddingService:
     return _services(request).embeddings
 
 
-def operations_service(request: Request) -> OperationsService:
+async def operations_service(request: Request) -> OperationsService:
     return _services(request).operations
 
 
-def entity_services(request: Request) -> EntityServices:
+async def entity_services(request: Request) -> EntityServices:
     return _services(request).entities
 
 
-def api_keys_service(request: Request) -> ApiKeyAdmin:
+async def api_keys_service(request: Request) -> ApiKeyAdmin:
     return _services(request).api_keys
 
 
-def config_admin(request: Request) -> ConfigAdmin:
+async def config_admin(request: Request) -> ConfigAdmin:
     return _services(request).config
 
 
-def model_health(request: Request) -> ModelHealth:
+async def model_health(request: Request) -> ModelHealth:
     return _services(request).model_health
 
 
-def credential_providers(request: Request) -> CredentialProviders:
+async def credential_providers(request: Request) -> CredentialProviders:
     return _services(request).credentials
 
 
-def knowledge_service(request: Request) -> KnowledgeService:
+async def knowledge_service(request: Request) -> KnowledgeService:
     return _services(request).knowledge
 
 
-def ingestion_service(request: Request) -> IngestionService:
+async def ingestion_service(request: Request) -> IngestionService:
     return _services(request).ingestion
 
 
-def crag_service(request: Request) -> CragService:
+async def crag_service(request: Request) -> CragService:
     return _services(request).crag
 
 
-def workflow_runs_service(request: Request) -> WorkflowRunsService:
+async def workflow_runs_service(request: Request) -> WorkflowRunsService:
     return _services(request).workflow_runs
 
 
-def codec_service(request: Request) -> CodecService:
+async def codec_service(request: Request) -> CodecService:
     return _services(request).codec
 
 
@@ -134,7 +142,7 @@ IngestionDep = Annotated[IngestionService, Depends(ingestion_service)]
 CragDep = Annotated[CragService, Depends(crag_service)]
 WorkflowRunsDep = Annotated[WorkflowRunsService, Depends(workflow_runs_service)]
 CodecDep = Annotated[CodecService, Depends(codec_service)]
-ServicesDep = Annotated[Services, Depends(_services)]
+ServicesDep = Annotated[Services, Depends(all_services)]
 
 
 def presented_key(request: Request) -> str:

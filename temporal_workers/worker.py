@@ -30,6 +30,7 @@ from gateway_core.storage.models import ModelRepository
 from gateway_core.storage.workflows import WorkflowRepository
 from gateway_core.streaming.bus import StreamBus
 from gateway_core.telemetry import Telemetry
+from temporal_workers.result_handoff import HandOffInterceptor, ResultHandOff
 from workflows.callback import CallbackWorkflow
 from workflows.chat import ChatWorkflow
 from workflows.embeddings import EmbeddingWorkflow
@@ -55,12 +56,14 @@ def build_worker(
     task_queue: str,
     activities: GatewayActivities,
     graceful_shutdown_s: float = 0.0,
+    handoff: ResultHandOff | None = None,
 ) -> Worker:
     """A worker for every gateway workflow.
 
     Workflows run unsandboxed for latency (a sandboxed task costs several ms more on two
     cores); determinism is guarded by replaying recorded histories under the sandbox
-    in tests/integration/test_replay.py.
+    in tests/integration/test_replay.py. With `handoff` (the API shares this process),
+    each run's result also goes straight to the request awaiting it.
     """
     return Worker(
         client,
@@ -80,6 +83,7 @@ def build_worker(
             activities.userflow.http_request,
         ],
         workflow_runner=UnsandboxedWorkflowRunner(),
+        interceptors=[HandOffInterceptor(handoff)] if handoff is not None else [],
         max_concurrent_workflow_tasks=200,
         max_concurrent_activities=500,
         max_concurrent_local_activities=500,
@@ -102,6 +106,7 @@ async def running_worker(
     pool: Pool,
     knowledge_backends: Mapping[str, KnowledgeBackend],
     telemetry: Telemetry | None = None,
+    handoff: ResultHandOff | None = None,
 ) -> AsyncIterator[Worker]:
     """Run the worker with its own upstream connection pool until the block exits."""
     http = build_http_client(settings.upstream_connect_timeout_s, settings.upstream_max_connections)
@@ -132,6 +137,7 @@ async def running_worker(
             settings.temporal_task_queue,
             _activities(wiring),
             graceful_shutdown_s=settings.drain_seconds,
+            handoff=handoff,
         )
         async with worker:
             yield worker

@@ -57,6 +57,7 @@ def _worker(
         storage.pool,
         knowledge.backends,
         telemetry=providers.telemetry,
+        handoff=temporal.runs.handoff,
     )
 
 

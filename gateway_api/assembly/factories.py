@@ -56,6 +56,7 @@ from gateway_core.telemetry import Telemetry
 from temporal_workers.client import connect_client, register_search_attributes, set_retention
 from temporal_workers.dev_server import EmbeddedTemporal
 from temporal_workers.payload_codec import AesGcmCodec
+from temporal_workers.result_handoff import ResultHandOff
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,8 @@ async def open_temporal(
         namespace=settings.temporal_namespace,
         eager_start=mode == "serve",
         ui_url=ui_url,
+        # `serve`'s own worker hands plain calls' results over without a history poll.
+        handoff=ResultHandOff() if mode == "serve" else None,
     )
     return TemporalGroup(runs=runs, address=address, ui_url=ui_url, codec=codec)
 

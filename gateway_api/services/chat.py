@@ -192,8 +192,13 @@ class ChatService:
             extra["x-pmp-run-url"] = url
         if run.call.stream:
             return await self._stream(run, run_id, plan, extra)
-        handle = await self._start(run, run_id, stream=False, options=self._options(run))
-        result = await self._runs.result(handle)
+        _, result = await self._runs.execute(
+            CHAT_WORKFLOW,
+            self._workflow_input(run, stream=False),
+            run_id=run_id,
+            result_type=ChatResult,
+            options=self._options(run),
+        )
         run.account.settle(result.served_by, result.response.get("usage"))
         await plan.store(result.response, result.served_by)
         if result.fallbacks and result.chain_id:
@@ -232,8 +237,21 @@ class ChatService:
         options: RunOptions,
         operation: bool = False,
     ) -> Any:
-        """Start the ChatWorkflow run of a prepared request (the one place chat runs start)."""
-        workflow_input = ChatWorkflowInput(
+        """Start the ChatWorkflow run of a prepared request (streams and operations)."""
+        return await self._runs.start(
+            CHAT_WORKFLOW,
+            self._workflow_input(run, stream=stream, operation=operation),
+            run_id=run_id,
+            result_type=ChatResult,
+            options=options,
+        )
+
+    @staticmethod
+    def _workflow_input(
+        run: PreparedRun, *, stream: bool, operation: bool = False
+    ) -> ChatWorkflowInput:
+        """What a ChatWorkflow run of this request is started with (no secret in it)."""
+        return ChatWorkflowInput(
             prompts=run.prompts,
             steps=run.route.steps,
             body=run.body,
@@ -243,9 +261,6 @@ class ChatService:
             chain_version=run.route.chain_version,
             callback_url=run.call.callback_url if operation else None,
             operation_type=OPERATION_TYPE if operation else None,
-        )
-        return await self._runs.start(
-            CHAT_WORKFLOW, workflow_input, run_id=run_id, result_type=ChatResult, options=options
         )
 
 

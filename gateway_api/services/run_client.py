@@ -7,6 +7,7 @@ so services never see an RPCError or a WorkflowFailureError.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,10 +33,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from gateway_core import error_codec
 from gateway_core.errors import ConflictError, GatewayError, InvalidRequestError
+from temporal_workers.result_handoff import FROM_HISTORY, ResultHandOff
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
 REQUEST_MEMO = "pmp_request_hash"
+# How long a waiter trusts the in-process hand-off alone. A run that has not handed its
+# result over by then may be finishing on another process's worker: from then on the
+# history long poll waits too, and whichever answers first wins.
+HANDOFF_ALONE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,11 @@ class RunClient:
         namespace: str,
         eager_start: bool,
         ui_url: str | None = None,
+        handoff: ResultHandOff | None = None,
     ) -> None:
         self.client = client
+        # Set when this process's worker runs the runs it starts (`serve`).
+        self.handoff = handoff
         self._task_queue = task_queue
         self._namespace = namespace
         self.eager_start = eager_start
@@ -127,6 +136,50 @@ class RunClient:
         if idempotent:
             await self._same_request(handle, options.request_hash)
         return handle
+
+    async def execute(
+        self,
+        workflow: str,
+        arg: BaseModel,
+        *,
+        run_id: str,
+        result_type: type[ResultT],
+        options: RunOptions | None = None,
+    ) -> tuple[WorkflowHandle[Any, ResultT], ResultT]:
+        """Start `workflow` and await its result, from the in-process worker when it can.
+
+        A request that reuses an Idempotency-Key may attach to a run another request
+        started: it reads the result from history.
+        """
+        if self.handoff is None or (options is not None and options.request_hash):
+            handle = await self.start(
+                workflow, arg, run_id=run_id, result_type=result_type, options=options
+            )
+            return handle, await self.result(handle)
+        with self.handoff.awaiting(run_id) as handed_over:
+            handle = await self.start(
+                workflow, arg, run_id=run_id, result_type=result_type, options=options
+            )
+            return handle, await self._handed_over_or_recorded(handle, handed_over)
+
+    async def _handed_over_or_recorded(
+        self, handle: WorkflowHandle[Any, ResultT], handed_over: asyncio.Future[Any]
+    ) -> ResultT:
+        done, _ = await asyncio.wait({handed_over}, timeout=HANDOFF_ALONE_S)
+        if not done:
+            recorded = asyncio.ensure_future(self.result(handle))
+            try:
+                await asyncio.wait({handed_over, recorded}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not recorded.done():
+                    recorded.cancel()
+            if recorded.done():
+                return recorded.result()
+        outcome = handed_over.result()
+        if outcome is FROM_HISTORY:  # it failed or was cancelled: the error is in history
+            return await self.result(handle)
+        result: ResultT = outcome
+        return result
 
     async def _same_request(
         self, handle: WorkflowHandle[Any, Any], request_hash: str | None

@@ -36,14 +36,11 @@ PERIODIC = {"RecordWorkerHeartbeat", "DescribeNamespace", "GetSystemInfo"}
 # What one plain (non-streaming, synchronous, cache off) call costs in the serve shape:
 # the API starts the run eagerly, so the first workflow task comes back in the start's
 # answer to the in-process worker (no task-queue poll); the worker runs the provider call
-# as a local activity inside that task and completes the run with the task's answer; the
-# API's result wait is one long poll on the run's history for its close event.
+# as a local activity inside that task, completes the run with the task's answer, and
+# hands the result to the waiting request in process (no history long poll).
 EXPECTED_PER_CALL = {
     "StartWorkflowExecution": 1,  # eager: carries the first workflow task back
     "RespondWorkflowTaskCompleted": 1,  # local activity result + CompleteWorkflowExecution
-    # handle.result(): GetWorkflowExecutionHistory(wait_new_event) for the close event,
-    # which the frontend counts under this name.
-    "PollWorkflowExecutionHistory": 1,
 }
 # Task-queue polls stay counted: a run that is not started eagerly gets its first task
 # through one. The worker's idle polls end only after about a minute, longer than the
