@@ -69,6 +69,7 @@ class Plan:
     soak: int
     soak_limit_s: float
     profile: bool
+    gateway_only: bool = False  # iterating on the gateway: no LiteLLM phases, no ratios
 
 
 @dataclass
@@ -232,7 +233,7 @@ async def benchmark(procs: Processes, plan: Plan) -> Findings:
     upstream_url = start_upstream(procs)
     assert procs.upstream is not None
     await measure_direct(upstream_url, procs.upstream.pid, plan, found)
-    for workers in (1, 2):
+    for workers in () if plan.gateway_only else (1, 2):
         await measure_litellm(procs.workdir, upstream_url, workers, plan, found)
     await measure_gateway(procs, upstream_url, plan, found)
     return found
@@ -247,6 +248,9 @@ def parse_args(argv: list[str] | None) -> Plan:
     parser.add_argument("--soak", type=int, default=0, help="requests in the memory soak")
     parser.add_argument("--soak-time-limit", type=float, default=900.0, help="seconds (900)")
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway at c=1")
+    parser.add_argument(
+        "--gateway-only", action="store_true", help="skip LiteLLM (no target ratios)"
+    )
     args = parser.parse_args(argv)
     return Plan(
         args.seconds,
@@ -256,6 +260,7 @@ def parse_args(argv: list[str] | None) -> Plan:
         args.soak,
         args.soak_time_limit,
         args.profile,
+        args.gateway_only,
     )
 
 
@@ -263,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = parse_args(argv)
     procs = Processes(Path(tempfile.mkdtemp(prefix="pmp-compare-")))
     try:
-        compare_litellm.ensure_litellm()
+        if not plan.gateway_only:
+            compare_litellm.ensure_litellm()
         found = asyncio.run(benchmark(procs, plan))
     except (StartupError, subprocess.CalledProcessError) as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -67,6 +68,24 @@ def _announce(settings: Settings, runtime: Runtime, port: int) -> None:
     print("\n".join(lines), flush=True)
 
 
+# One call allocates thousands of short-lived containers (pydantic models, protobufs,
+# dicts): at the default young-generation threshold (700) the collector runs several
+# times per call, and its older generations walk the whole start-up heap (the SDK,
+# pydantic schemas, routes). Measured with bench/compare.py (issue 12).
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def settle_heap() -> None:
+    """Once started: keep start-up's objects out of every collection, collect less often.
+
+    Cycles are still collected; they only wait for more allocations first.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 class _Server(uvicorn.Server):
     """uvicorn, except that a stop by SIGINT/SIGTERM ends the process with status 0.
 
@@ -92,6 +111,7 @@ class _Server(uvicorn.Server):
         self._loop = asyncio.get_running_loop()
         if self.started:
             self._on_started()
+            settle_heap()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """The first stop signal drains (PMP_DRAIN_SECONDS), a second one stops at once."""
@@ -172,6 +192,7 @@ async def _run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_runtime(settings, "worker") as runtime:
+        settle_heap()
         metrics = runtime.providers.metrics
         with serving_metrics(metrics, settings.host, settings.worker_metrics_port) as port:
             print(

