@@ -41,7 +41,7 @@ import compare_procs
 import compare_report
 import httpx
 from compare_load import Endpoint, LoadResult, run_load, serial_latencies
-from compare_profile import start_recording, summarise
+from compare_profile import by_component, start_recording, summarise
 from harness import (
     ADMIN_KEY,
     UPSTREAM_KEY,
@@ -58,6 +58,10 @@ UPSTREAM_MODEL = "gpt-4o-mini"
 HIGH = 32
 # Operations a running worker makes whatever the traffic.
 PERIODIC_RPCS = {"RecordWorkerHeartbeat", "DescribeNamespace", "GetSystemInfo"}
+
+
+# The gateway's Python threads by their OS names: the event loop and workflow tasks.
+PYTHON_THREADS = ("pmp-gateway", "workflow-proces")
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,8 @@ async def measure_profile(endpoint: Endpoint, pid: int, plan: Plan, found: Findi
         found.notes.append(f"py-spy failed: {stderr.decode(errors='replace')[-300:]}")
         return
     found.profile = [f"py-spy under c=1 load ({load.requests} calls), stacks in {out}"]
+    python_ms = sum(ms for name, ms in found.threads_ms.items() if name.startswith(PYTHON_THREADS))
+    found.profile += by_component(out, python_ms)
     found.profile += summarise(out)
 
 

@@ -42,6 +42,53 @@ def frame_name(frame: str) -> str:
     return f"{name} ({short})" if short else name
 
 
+# Where a sample's time goes, by the first of these frames found in its stack (outermost
+# first), so each sample lands in one component. The labels name what issue 12 asks for.
+COMPONENTS: tuple[tuple[str, str], ...] = (
+    ("AsyncClient.send (httpx", "upstream HTTP call (httpx)"),
+    ("Client.start_workflow (temporalio", "run start (Temporal client)"),
+    ("ChatService.create (", "chat service (auth, limits, routing, prompts, cache)"),
+    ("_ActivityWorker.", "activity (SDK, model check, breaker, metrics)"),
+    ("_WorkflowWorker.", "workflow task (activation codec, workflow code, SDK)"),
+    ("_WorkflowInstanceImpl.", "workflow task (activation codec, workflow code, SDK)"),
+    ("RequestResponseCycle.", "HTTP front end (uvicorn, middleware, FastAPI)"),
+)
+# Leaf frames that are an event loop's or a pool's own native time, not Python work.
+NATIVE_LEAVES = ("Runner.run (asyncio", "_worker (concurrent/futures", "_worker (futures")
+
+
+def component_of(frames: list[str]) -> str | None:
+    """The component a stack's time belongs to (None for loop/pool native time)."""
+    if frames and frames[-1].startswith(NATIVE_LEAVES):
+        return None
+    for marker, label in COMPONENTS:
+        if any(marker in frame for frame in frames):
+            return label
+    return "other Python (event loop callbacks, Temporal bridge polls, logging)"
+
+
+def by_component(collapsed: Path, cpu_ms_per_call: float) -> list[str]:
+    """Each component's share of the Python samples, and that share of the measured CPU."""
+    counts: Counter[str] = Counter()
+    for line in collapsed.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            component = component_of([frame_name(frame) for frame in stack.split(";")])
+            if component is not None:
+                counts[component] += int(count_text)
+    total = sum(counts.values())
+    if total == 0:
+        return []
+    lines = [
+        f"gateway Python time by component (share of {total} samples; ms = share x "
+        f"{cpu_ms_per_call:.2f} ms of loop + workflow-thread CPU per call):"
+    ]
+    for label, count in counts.most_common():
+        share = count / total
+        lines.append(f"  {100 * share:5.1f}%  {share * cpu_ms_per_call:5.2f} ms  {label}")
+    return lines
+
+
 def summarise(collapsed: Path, top: int = 20) -> list[str]:
     """Top frames by self samples and by total (inclusive) samples, as percentages."""
     own: Counter[str] = Counter()
