@@ -19,6 +19,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import uvloop
 from temporalio import activity, workflow
@@ -49,7 +50,7 @@ class OneLocalActivity:
         )
 
 
-async def _measure(client: Client, kind: type, runs: int) -> tuple[float, float, float]:
+async def _measure(client: Client, kind: Any, runs: int) -> tuple[float, float, float]:
     starts: list[float] = []
     totals: list[float] = []
     for _ in range(runs):

@@ -46,7 +46,10 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from temporalio import activity, workflow
+
+# The plain call's shape (one local activity, one workflow task) and its no-op activity.
+from temporal_floor import OneLocalActivity, echo
+from temporalio import workflow
 from temporalio.client import Client
 from temporalio.service import GrpcCompression
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -63,22 +66,6 @@ SETTLE_S = 1.5
 # long after the start: 1 s instead of the default 10 s so it fires inside SETTLE_S.
 TASK_TIMEOUT = timedelta(seconds=1)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@activity.defn
-async def echo(value: str) -> str:
-    return value
-
-
-@workflow.defn
-class OneLocalActivity:
-    """The shape of a plain chat call: one local activity, one workflow task."""
-
-    @workflow.run
-    async def run(self, value: str) -> str:
-        return await workflow.execute_local_activity(
-            echo, value, start_to_close_timeout=timedelta(seconds=5)
-        )
 
 
 @workflow.defn

@@ -192,7 +192,7 @@ class ChatService:
             extra["x-pmp-run-url"] = url
         if run.call.stream:
             return await self._stream(run, run_id, plan, extra)
-        _, result = await self._runs.execute(
+        result = await self._runs.execute(
             CHAT_WORKFLOW,
             self._workflow_input(run, stream=False),
             run_id=run_id,

@@ -145,7 +145,7 @@ class RunClient:
         run_id: str,
         result_type: type[ResultT],
         options: RunOptions | None = None,
-    ) -> tuple[WorkflowHandle[Any, ResultT], ResultT]:
+    ) -> ResultT:
         """Start `workflow` and await its result, from the in-process worker when it can.
 
         A request that reuses an Idempotency-Key may attach to a run another request
@@ -155,12 +155,12 @@ class RunClient:
             handle = await self.start(
                 workflow, arg, run_id=run_id, result_type=result_type, options=options
             )
-            return handle, await self.result(handle)
+            return await self.result(handle)
         with self.handoff.awaiting(run_id) as handed_over:
             handle = await self.start(
                 workflow, arg, run_id=run_id, result_type=result_type, options=options
             )
-            return handle, await self._handed_over_or_recorded(handle, handed_over)
+            return await self._handed_over_or_recorded(handle, handed_over)
 
     async def _handed_over_or_recorded(
         self, handle: WorkflowHandle[Any, ResultT], handed_over: asyncio.Future[Any]

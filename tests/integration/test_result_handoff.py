@@ -59,10 +59,9 @@ def run_client(client: Client, queue: str, handoff: ResultHandOff) -> RunClient:
 
 
 async def execute(runs: RunClient, text: str) -> Echo:
-    _, result = await runs.execute(
+    return await runs.execute(
         "HandOffEcho", Echo(text=text), run_id=f"handoff-{uuid.uuid4().hex}", result_type=Echo
     )
-    return result
 
 
 async def test_the_worker_hands_the_result_over(temporal_env: WorkflowEnvironment) -> None:
