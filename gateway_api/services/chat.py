@@ -218,6 +218,7 @@ class ChatService:
             run.call.include_usage,
             on_done=run.account.settle,
             on_complete=plan.store if plan.stores else None,
+            idempotent=run.request_hash is not None,
         )
         await relay.start(lambda: self._start(run, run_id, stream=True, options=self._options(run)))
         headers = relay.headers()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -146,21 +147,34 @@ class RunClient:
         result_type: type[ResultT],
         options: RunOptions | None = None,
     ) -> ResultT:
-        """Start `workflow` and await its result, from the in-process worker when it can.
+        """Start `workflow` and await its result, from the in-process worker when it can."""
+        idempotent = options is not None and options.request_hash is not None
+        with self.awaiting(run_id, idempotent=idempotent) as handed_over:
+            handle = await self.start(
+                workflow, arg, run_id=run_id, result_type=result_type, options=options
+            )
+            return await self.outcome(handle, handed_over)
 
-        A request that reuses an Idempotency-Key may attach to a run another request
-        started: it reads the result from history.
+    @contextmanager
+    def awaiting(self, run_id: str, *, idempotent: bool) -> Iterator[asyncio.Future[Any] | None]:
+        """Where this process's worker will hand over `run_id`'s result; enter before start.
+
+        None when it cannot: no worker here, or an Idempotency-Key, whose request may
+        attach to a run another request started (its result is then read from history).
         """
-        if self.handoff is None or (options is not None and options.request_hash):
-            handle = await self.start(
-                workflow, arg, run_id=run_id, result_type=result_type, options=options
-            )
+        if self.handoff is None or idempotent:
+            yield None
+            return
+        with self.handoff.awaiting(run_id) as future:
+            yield future
+
+    async def outcome(
+        self, handle: WorkflowHandle[Any, ResultT], handed_over: asyncio.Future[Any] | None
+    ) -> ResultT:
+        """The run's result, handed over in process when `awaiting` gave a future."""
+        if handed_over is None:
             return await self.result(handle)
-        with self.handoff.awaiting(run_id) as handed_over:
-            handle = await self.start(
-                workflow, arg, run_id=run_id, result_type=result_type, options=options
-            )
-            return await self._handed_over_or_recorded(handle, handed_over)
+        return await self._handed_over_or_recorded(handle, handed_over)
 
     async def _handed_over_or_recorded(
         self, handle: WorkflowHandle[Any, ResultT], handed_over: asyncio.Future[Any]

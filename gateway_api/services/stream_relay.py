@@ -46,8 +46,11 @@ class StreamRelay:
         include_usage: bool,
         on_done: Callable[[str | None, dict[str, Any] | None], None] | None = None,
         on_complete: Callable[[dict[str, Any], str], Awaitable[None]] | None = None,
+        idempotent: bool = False,
     ) -> None:
         self._bus = bus
+        # With an Idempotency-Key the run may be another request's: its result is in history.
+        self._idempotent = idempotent
         self._runs = runs
         self._background = background
         self._on_done = on_done
@@ -70,7 +73,8 @@ class StreamRelay:
     async def start(self, start_run: RunStarter) -> None:
         """Subscribe, start the run and wait for its first event; errors before it raise here.
 
-        The subscription opens first: the run may publish as soon as it starts.
+        The subscription and the result's hand-off open first: the run may publish as soon
+        as it starts. The result tells a failure that published nothing.
         """
         bus = self._bus
         if bus is None:
@@ -78,9 +82,12 @@ class StreamRelay:
                 "streaming needs PMP_REDIS_URL when API and worker run as separate processes"
             )
         self._events = await self._stack.enter_async_context(bus.subscribe(self._run_id))
+        handed_over = self._stack.enter_context(
+            self._runs.awaiting(self._run_id, idempotent=self._idempotent)
+        )
         try:
             self._handle = await start_run()
-            self._result = asyncio.ensure_future(self._runs.result(self._handle))
+            self._result = asyncio.ensure_future(self._runs.outcome(self._handle, handed_over))
             self._first = await self._next_event()
         except BaseException:
             await self.close()

@@ -42,6 +42,18 @@ EXPECTED_PER_CALL = {
     "StartWorkflowExecution": 1,  # eager: carries the first workflow task back
     "RespondWorkflowTaskCompleted": 1,  # local activity result + CompleteWorkflowExecution
 }
+# A stream's activity is a regular one (it heartbeats, cancellation reaches it): the task
+# that schedules it comes back with the activity (eager dispatch), and the activity's
+# completion needs one more workflow task, which the worker's sticky poll picks up. Its
+# result, too, is handed over in process.
+EXPECTED_PER_STREAM = {
+    "StartWorkflowExecution": 1,
+    "RespondWorkflowTaskCompleted": 2,  # ScheduleActivityTask; then CompleteWorkflowExecution
+    "RespondActivityTaskCompleted": 1,
+    # The first chunk's count, recorded at once: a retry must know text already went out.
+    "RecordActivityTaskHeartbeat": 1,
+    "PollWorkflowTaskQueue": 1,  # the second workflow task
+}
 # Task-queue polls stay counted: a run that is not started eagerly gets its first task
 # through one. The worker's idle polls end only after about a minute, longer than the
 # seconds this test's window lasts.
@@ -115,3 +127,30 @@ async def test_plain_call_costs_the_designed_round_trips(
     made = {op: after[op] - before[op] for op in after if after[op] != before[op]}
     per_call = {op: count for op, count in made.items() if op not in PERIODIC}
     assert per_call == {op: n * CALLS for op, n in EXPECTED_PER_CALL.items()}, made
+
+
+async def test_stream_costs_the_designed_round_trips(
+    settings: Settings, upstream: FakeOpenAI, metrics_port: int
+) -> None:
+    async with running_gateway(settings, mode="serve") as gateway:
+        await gateway.add_model("plain", upstream)
+        client = gateway.openai()
+        messages = [{"role": "user", "content": "count my streamed round trips"}]
+
+        async def one_stream() -> str:
+            stream = await client.chat.completions.create(
+                model="plain",
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+            )
+            return "".join([chunk.choices[0].delta.content or "" async for chunk in stream])
+
+        for _ in range(3):
+            await one_stream()
+        before = await settled_requests(metrics_port, settings.temporal_namespace)
+        for _ in range(CALLS):
+            assert await one_stream()
+        after = await settled_requests(metrics_port, settings.temporal_namespace)
+    made = {op: after[op] - before[op] for op in after if after[op] != before[op]}
+    per_call = {op: count for op, count in made.items() if op not in PERIODIC}
+    assert per_call == {op: n * CALLS for op, n in EXPECTED_PER_STREAM.items()}, made
