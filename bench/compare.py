@@ -54,6 +54,8 @@ from harness import (
 )
 from overhead import CACHED_MODEL_ID, MODEL_ID, create_cached_model, create_model, wait_ready
 
+from temporal_workers.server_metrics import settled_frontend_requests
+
 UPSTREAM_MODEL = "gpt-4o-mini"
 HIGH = 32
 # Operations a running worker makes whatever the traffic.
@@ -142,27 +144,15 @@ async def measure_litellm(
         stop_process(process, f"LiteLLM {workers}w", 30.0)
 
 
-async def settled_rpcs(client: httpx.AsyncClient, url: str) -> Counter[str]:
-    """The server's counters once its reporter (1 s interval) has published them."""
-    previous = await compare_procs.frontend_requests(client, url)
-    for _ in range(20):
-        await asyncio.sleep(1.5)
-        current = await compare_procs.frontend_requests(client, url)
-        if current == previous:
-            break
-        previous = current
-    return previous
-
-
 async def count_rpcs(endpoint: Endpoint, pid: int, found: Findings, calls: int = 50) -> None:
     url = compare_procs.temporal_metrics_url(pid)
     if url is None:
         found.notes.append("no Temporal metrics endpoint found: RPCs per call not counted")
         return
     async with httpx.AsyncClient(timeout=10.0) as client:
-        before = await settled_rpcs(client, url)
+        before = await settled_frontend_requests(client, url)
         await serial_latencies(endpoint, calls, stream=False, warmup=0)
-        after = await settled_rpcs(client, url)
+        after = await settled_frontend_requests(client, url)
     found.rpcs_per_call = {
         op: (after[op] - before[op]) / calls
         for op in after

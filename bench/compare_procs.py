@@ -12,11 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-import httpx
 import psutil  # type: ignore[import-untyped]  # a dev dependency without stubs
-
-SAMPLE = re.compile(r"^service_requests\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def role_of(process: psutil.Process, root_role: str) -> str:
@@ -89,23 +85,6 @@ def temporal_metrics_url(gateway_pid: int) -> str | None:
             port = argv[argv.index("--metrics-port") + 1]
             return f"http://127.0.0.1:{port}/metrics"
     return None
-
-
-async def frontend_requests(
-    client: httpx.AsyncClient, url: str, namespace: str = "default"
-) -> Counter[str]:
-    """The Temporal frontend's handled requests by operation, for one namespace."""
-    response = await client.get(url)
-    response.raise_for_status()
-    counts: Counter[str] = Counter()
-    for line in response.text.splitlines():
-        match = SAMPLE.match(line)
-        if not match:
-            continue
-        labels = dict(LABEL.findall(match["labels"]))
-        if labels.get("service_name") == "frontend" and labels.get("namespace") == namespace:
-            counts[labels["operation"]] += int(float(match["value"]))
-    return counts
 
 
 def thread_cpu(pid: int) -> Counter[str]:

@@ -7,8 +7,6 @@ every request its frontend handled, by namespace and operation. The counts are e
 
 from __future__ import annotations
 
-import asyncio
-import re
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -20,16 +18,11 @@ from temporalio.testing import WorkflowEnvironment
 from gateway_core.config import Settings
 from gateway_core.process import free_port
 from temporal_workers.dev_server import TUNING_ARGS, find_wheel_binary
+from temporal_workers.server_metrics import settled_frontend_requests
 from tests.conftest import running_gateway
 from tests.fakes.openai_upstream import FakeOpenAI
 
 CALLS = 5
-SAMPLE = re.compile(r"^service_requests\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-LABEL = re.compile(r'(\w+)="([^"]*)"')
-# The server's metrics reporter publishes counters on an interval (1 s by default): a read
-# counts once two reads this far apart agree.
-SETTLE_S = 1.5
-SETTLE_TRIES = 20
 # Periodic worker bookkeeping, not caused by a call.
 PERIODIC = {"RecordWorkerHeartbeat", "DescribeNamespace", "GetSystemInfo"}
 
@@ -80,32 +73,10 @@ async def temporal_env(metrics_port: int) -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-async def frontend_requests(metrics_port: int, namespace: str) -> Counter[str]:
-    """The frontend's request counts by operation for one namespace."""
-    async with httpx.AsyncClient() as client:
-        response = await client.get(f"http://127.0.0.1:{metrics_port}/metrics")
-    response.raise_for_status()
-    counts: Counter[str] = Counter()
-    for line in response.text.splitlines():
-        match = SAMPLE.match(line)
-        if not match:
-            continue
-        labels = dict(LABEL.findall(match["labels"]))
-        if labels.get("service_name") == "frontend" and labels.get("namespace") == namespace:
-            counts[labels["operation"]] += int(float(match["value"]))
-    return counts
-
-
 async def settled_requests(metrics_port: int, namespace: str) -> Counter[str]:
-    """The counts once the reporter has published everything already handled."""
-    previous = await frontend_requests(metrics_port, namespace)
-    for _ in range(SETTLE_TRIES):
-        await asyncio.sleep(SETTLE_S)
-        current = await frontend_requests(metrics_port, namespace)
-        if current == previous:
-            return current
-        previous = current
-    raise AssertionError(f"the server's request counts kept changing: {dict(previous)}")
+    async with httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        return await settled_frontend_requests(client, url, namespace)
 
 
 async def test_plain_call_costs_the_designed_round_trips(
