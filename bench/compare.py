@@ -15,7 +15,8 @@ time (wrk when installed, else httpx); CPU seconds per request of every process 
 Temporal server, PostgreSQL, Redis, LiteLLM's workers) come from /proc. The gateway also
 gets: Temporal RPCs per call (the dev server's own request counters), CPU by thread,
 streaming time to first token, cache-hit latency, and with `--soak N` the RSS of the
-gateway and Temporal server before and after N more requests; `--profile` samples the
+gateway and Temporal server over N more requests after a warm-up of N/10
+(bench/compare_soak.py); `--profile` samples the
 gateway with py-spy under c=1 load. Run from the repository root:
 
     .venv/bin/python bench/compare.py [--seconds 10] [--soak 100000] [--profile]
@@ -39,6 +40,7 @@ from pathlib import Path
 import compare_litellm
 import compare_procs
 import compare_report
+import compare_soak
 import httpx
 from compare_load import Endpoint, LoadResult, run_load, serial_latencies
 from compare_profile import by_component, start_recording, summarise
@@ -187,19 +189,12 @@ async def measure_profile(endpoint: Endpoint, pid: int, plan: Plan, found: Findi
 
 
 async def measure_soak(endpoint: Endpoint, pid: int, plan: Plan, found: Findings) -> None:
-    before = compare_procs.rss_bytes(pid, "gateway")
     rate = next(r.load.rps for r in found.rows if r.system == "gateway" and r.concurrency == HIGH)
-    seconds = min(plan.soak / max(rate, 1.0), plan.soak_limit_s)
-    load = await run_load(endpoint, HIGH, max(seconds, 1.0))
-    after = compare_procs.rss_bytes(pid, "gateway")
-    found.soak.append(f"{load.requests} requests in {load.seconds:.0f} s, {load.errors} errors")
-    found.errors["gateway soak"] += load.errors
-    for role in ("gateway", "temporal"):
-        growth = 100 * (after[role] - before[role]) / max(before[role], 1)
-        found.soak.append(
-            f"{role}: RSS {before[role] / 2**20:.0f} MiB -> {after[role] / 2**20:.0f} MiB "
-            f"({growth:+.1f}%) -> {compare_report.verdict(growth <= 10.0)}"
-        )
+    samples, errors, seconds = await compare_soak.soak(
+        endpoint, pid, HIGH, rate, plan.soak, plan.soak_limit_s
+    )
+    found.errors["gateway soak"] += errors
+    found.soak = compare_soak.report(samples, errors, seconds)
 
 
 async def measure_gateway(procs: Processes, upstream_url: str, plan: Plan, found: Findings) -> None:
@@ -242,7 +237,9 @@ def parse_args(argv: list[str] | None) -> Plan:
     parser.add_argument("--stream-requests", type=int, default=100)
     parser.add_argument("--cache-requests", type=int, default=200)
     parser.add_argument("--soak", type=int, default=0, help="requests in the memory soak")
-    parser.add_argument("--soak-time-limit", type=float, default=900.0, help="seconds (900)")
+    parser.add_argument(
+        "--soak-time-limit", type=float, default=900.0, help="seconds, warm-up excluded (900)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway at c=1")
     parser.add_argument(
         "--gateway-only", action="store_true", help="skip LiteLLM (no target ratios)"

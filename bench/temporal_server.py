@@ -47,9 +47,9 @@ from typing import Any
 
 import uvloop
 
-# The plain call's shape (one local activity, one workflow task) and its no-op activity.
-from temporal_floor import OneLocalActivity, echo
-from temporalio import workflow
+# The plain call's shape (one local activity, one workflow task), the streaming call's
+# (one regular activity) and their no-op activities.
+from temporal_floor import OneActivity, OneLocalActivity, echo, note_begin
 from temporalio.client import Client
 from temporalio.service import GrpcCompression
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -66,17 +66,6 @@ SETTLE_S = 1.5
 # long after the start: 1 s instead of the default 10 s so it fires inside SETTLE_S.
 TASK_TIMEOUT = timedelta(seconds=1)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@workflow.defn
-class OneActivity:
-    """The shape of a streaming call: one regular activity, through matching or eager."""
-
-    @workflow.run
-    async def run(self, value: str) -> str:
-        return await workflow.execute_activity(
-            echo, value, start_to_close_timeout=timedelta(seconds=5)
-        )
 
 
 @dataclass(frozen=True)
@@ -177,6 +166,8 @@ SCREEN_SETUPS = (
     Setup("pragmas-ckpt10k", pragmas=("wal_autocheckpoint=10000",)),
     Setup("activity", regular_activity=True),
     Setup("activity-1-partition", regular_activity=True, dynamic=ONE_PARTITION),
+    # The RSS column: the mutable-state cache bounded as dev_server.TUNING bounds it.
+    Setup("ms-cache-4096", dynamic={"history.hostLevelCacheMaxSize": 4096}),
 )
 SETS = {"main": MAIN_SETUPS, "screen": SCREEN_SETUPS}
 
@@ -260,11 +251,17 @@ async def dev_server(
 
 
 def untuned(argv: list[str]) -> list[str]:
-    """`argv` without the TUNING_ARGS pair."""
-    for index in range(len(argv) - 1):
-        if tuple(argv[index : index + 2]) == TUNING_ARGS:
-            return argv[:index] + argv[index + 2 :]
-    return argv
+    """`argv` without the TUNING_ARGS pairs."""
+    pairs = {tuple(TUNING_ARGS[index : index + 2]) for index in range(0, len(TUNING_ARGS), 2)}
+    kept: list[str] = []
+    index = 0
+    while index < len(argv):
+        if tuple(argv[index : index + 2]) in pairs:
+            index += 2
+            continue
+        kept.append(argv[index])
+        index += 1
+    return kept
 
 
 async def run_many(
@@ -348,7 +345,7 @@ async def measure_setup(setup: Setup, round_no: int, runs: int) -> list[Phase]:
                 client,
                 task_queue=TASK_QUEUE,
                 workflows=[OneLocalActivity, OneActivity],
-                activities=[echo],
+                activities=[echo, note_begin],
                 workflow_runner=UnsandboxedWorkflowRunner(),
                 interceptors=[HandOffInterceptor(handoff)],
                 max_concurrent_workflow_tasks=200,

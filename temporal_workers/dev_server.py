@@ -24,11 +24,21 @@ def find_wheel_binary(distribution: str, name: str) -> Path:
 
 
 # Server settings the gateway relies on, for `serve` and for the tests' dev server alike.
-# By default the history service reads its transfer queue at most 20 times a second, so
-# a regular activity (a stream's call, a user workflow's step) waited up to 50 ms before
-# dispatch; lifting the read-rate limit took a regular activity from 50 to 12.6 ms p50
-# (bench/temporal_server.py). It changes no durability: tasks are written as before.
-TUNING_ARGS = ("--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000")
+# Neither changes durability: every task and every run is written as before.
+TUNING: dict[str, int] = {
+    # By default the history service reads its transfer queue at most 20 times a second,
+    # so a regular activity (a stream's call, a user workflow's step) waited up to 50 ms
+    # before dispatch; lifting the read-rate limit took a regular activity from 50 to
+    # 12.6 ms p50 (bench/temporal_server.py).
+    "history.transferProcessorMaxPollRPS": 1000,
+    # The mutable-state cache keeps up to 256,000 runs, closed ones included, for an hour:
+    # under steady traffic the server's memory grew with every call. The runs in flight
+    # at once are far fewer; a run pushed out is read back from SQLite when it next moves.
+    "history.hostLevelCacheMaxSize": 4096,
+}
+TUNING_ARGS = tuple(
+    arg for key, value in TUNING.items() for arg in ("--dynamic-config-value", f"{key}={value}")
+)
 
 
 def server_environment() -> dict[str, str]:
