@@ -96,6 +96,8 @@ async def test_server_errors_are_retried_within_the_step_before_any_fallback(
     assert backup.requests == []
     # The local activity's marker in the run's history records the attempts and backoff.
     handle = gateway.runtime.temporal.runs.client.get_workflow_handle(raw.headers["x-pmp-run-id"])
+    # The answer is handed over before the task completion that records the marker.
+    await handle.result()
     history = await handle.fetch_history()
     markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
     assert markers

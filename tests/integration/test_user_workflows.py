@@ -508,9 +508,9 @@ async def test_http_request_reaches_an_allowed_address_with_a_credential_referen
         [(headers, body)] = hook.seen
         assert headers["authorization"] == "Bearer hook-secret-1"
         assert headers["x-topic"] == "refunds" and body == {"topic": "refunds", "n": 3}
-        history = await gateway.runtime.temporal.runs.client.get_workflow_handle(
-            response.json()["run_id"]
-        ).fetch_history()
+        handle = gateway.runtime.temporal.runs.client.get_workflow_handle(response.json()["run_id"])
+        await handle.result()  # the whole history: the answer is handed over before it closes
+        history = await handle.fetch_history()
         assert "hook-secret-1" not in history.to_json()  # the secret never enters the run
 
 
