@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -107,11 +109,32 @@ async def send_json(
     return result
 
 
+# A finished stream's rest (after the provider's end marker, the body's closing chunk) is
+# read before the response is closed: closed unread, its connection is dropped, not pooled,
+# and every stream opened a new one (a TCP and TLS handshake against a real upstream). The
+# wait is bounded for an upstream that keeps the body open after its end marker.
+_REST_TIMEOUT_S = 0.25
+_REST_MAX_LINES = 100
+
+
+@dataclass(frozen=True)
+class UpstreamStream:
+    """An open streamed response and the one iterator over its lines that readers share."""
+
+    response: httpx.Response
+    lines: AsyncIterator[str]
+
+
 @asynccontextmanager
 async def open_stream(
     http: httpx.AsyncClient, request: httpx.Request, api_key: str | None
-) -> AsyncIterator[httpx.Response]:
-    """Open a streamed response; error statuses and network failures become errors."""
+) -> AsyncIterator[UpstreamStream]:
+    """Open a streamed response; error statuses and network failures become errors.
+
+    When the reader is done without an error, the rest of the body is read so the
+    connection goes back to the pool; a reader that stops early (cancelled, failed)
+    closes it.
+    """
     try:
         response = await http.send(request, stream=True)
     except httpx.TransportError as exc:
@@ -120,17 +143,29 @@ async def open_stream(
         if response.status_code >= 400:
             raw = await response.aread()
             raise error_for_status(response.status_code, raw, retry_after(response), api_key)
-        yield response
+        stream = UpstreamStream(response, response.aiter_lines())
+        yield stream
+        await _read_rest(stream.lines)
     except httpx.TransportError as exc:
         raise error_for_transport(exc, api_key) from None
     finally:
         await response.aclose()
 
 
-async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+async def _read_rest(lines: AsyncIterator[str]) -> None:
+    """Read what is left of a finished stream, within a bound; the answer is already whole."""
+    try:
+        async with asyncio.timeout(_REST_TIMEOUT_S):
+            for _ in range(_REST_MAX_LINES):
+                await anext(lines)
+    except (StopAsyncIteration, TimeoutError, httpx.HTTPError):
+        pass  # read to its end, or not worth waiting for: the connection is closed instead
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
     """The (event name, data) of each server-sent event; the name is `message` when unset."""
     event, data = "message", list[str]()
-    async for line in response.aiter_lines():
+    async for line in lines:
         if not line:
             if data:
                 yield event, "\n".join(data)

@@ -71,8 +71,8 @@ class OpenAIProvider:
         self, model: ResolvedModel, body: dict[str, Any], api_key: str | None
     ) -> AsyncGenerator[dict[str, Any]]:
         request = self._request(model, body, api_key, stream=True)
-        async with open_stream(self._http, request, api_key) as response:
-            async for chunk in _sse_events(response, api_key):
+        async with open_stream(self._http, request, api_key) as stream:
+            async for chunk in _sse_events(stream.lines, api_key):
                 yield chunk
 
     async def embed(
@@ -93,11 +93,11 @@ class OpenAIProvider:
 
 
 async def _sse_events(
-    response: httpx.Response, api_key: str | None
+    lines: AsyncIterator[str], api_key: str | None
 ) -> AsyncIterator[dict[str, Any]]:
     """Parse `data:` events of an OpenAI stream; stop at [DONE], raise on `error` events."""
     done = False
-    async for line in response.aiter_lines():
+    async for line in lines:
         if not line.startswith("data:"):
             continue
         data = line[5:].strip()

@@ -53,7 +53,7 @@ class FakeAzureOpenAI(FakeOpenAI):
         refused = self._azure_refusal(request)
         if refused is not None:
             body = await request.json()
-            self.requests.append(Recorded(request.url.path, dict(request.headers), body))
+            self.requests.append(Recorded.of(request, body))
             return refused
         return await super()._chat(request)
 

@@ -111,7 +111,7 @@ class LoopbackServer:
 
     def record(self, request: Request, body: dict[str, Any]) -> Recorded:
         """Keep a request as it arrived (refused ones too) for the test to inspect."""
-        recorded = Recorded(request.url.path, dict(request.headers), body)
+        recorded = Recorded.of(request, body)
         self.requests.append(recorded)
         return recorded
 

@@ -46,6 +46,13 @@ class Recorded:
     body: dict[str, Any]
     disconnected: bool = False
     finished: bool = False
+    # The caller's end of the TCP connection: equal ports are one reused connection.
+    client_port: int | None = None
+
+    @classmethod
+    def of(cls, request: Request, body: dict[str, Any]) -> Recorded:
+        port = request.client.port if request.client else None
+        return cls(request.url.path, dict(request.headers), body, client_port=port)
 
 
 def _words(text: str) -> list[str]:
@@ -114,7 +121,7 @@ class FakeOpenAI:
     async def _embeddings(self, request: Request) -> Response:
         """OpenAI's /v1/embeddings: text or token-id inputs, float or base64 vectors."""
         body = await request.json()
-        self.requests.append(Recorded(request.url.path, dict(request.headers), body))
+        self.requests.append(Recorded.of(request, body))
         if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
             return self._error(401, "Incorrect API key provided", {})
         scenario = self.scenarios.popleft() if self.scenarios else Scenario()
@@ -141,7 +148,7 @@ class FakeOpenAI:
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
-        record = Recorded(request.url.path, dict(request.headers), body)
+        record = Recorded.of(request, body)
         self.requests.append(record)
         if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
             return self._error(401, "Incorrect API key provided", {})

@@ -225,6 +225,21 @@ async def test_streaming_text_arrives_in_chunks_with_finish_reason_and_usage(
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4
 
 
+async def test_consecutive_streams_reuse_one_upstream_connection(
+    gateway: Gateway, upstream_model: Upstream
+) -> None:
+    # A stream closed with its body unread drops its connection: against a real upstream,
+    # every stream would pay a new TCP and TLS handshake before its first token.
+    for _ in range(3):
+        stream = await gateway.openai().chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "one two"}], stream=True
+        )
+        assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    ports = [record.client_port for record in upstream_model.requests]
+    assert len(ports) == 3 and None not in ports
+    assert len(set(ports)) == 1, ports
+
+
 async def test_streaming_tool_call_arrives_as_openai_tool_call_deltas(
     gateway: Gateway, upstream_model: Upstream
 ) -> None:
