@@ -225,16 +225,21 @@ async def test_streaming_text_arrives_in_chunks_with_finish_reason_and_usage(
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4
 
 
-async def test_consecutive_streams_reuse_one_upstream_connection(
-    gateway: Gateway, upstream_model: Upstream
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_consecutive_calls_reuse_one_upstream_connection(
+    gateway: Gateway, upstream_model: Upstream, stream: bool
 ) -> None:
-    # A stream closed with its body unread drops its connection: against a real upstream,
-    # every stream would pay a new TCP and TLS handshake before its first token.
+    # A response closed with its body unread drops its connection: against a real upstream,
+    # every call would pay a new TCP and TLS handshake before its first token.
+    client = gateway.openai()
+    messages: Any = [{"role": "user", "content": "one two"}]
     for _ in range(3):
-        stream = await gateway.openai().chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "one two"}], stream=True
-        )
-        assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        if stream:
+            chunks = await client.chat.completions.create(model="m", messages=messages, stream=True)
+            assert "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+        else:
+            reply = await client.chat.completions.create(model="m", messages=messages)
+            assert reply.choices[0].message.content
     ports = [record.client_port for record in upstream_model.requests]
     assert len(ports) == 3 and None not in ports
     assert len(set(ports)) == 1, ports
