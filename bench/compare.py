@@ -101,6 +101,8 @@ class Findings:
     soak: list[str] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # compare_procs.python_speed_ms() at the start and at the end of the run.
+    speed_ms: list[float] = field(default_factory=list)
 
 
 async def measure_load(
@@ -220,13 +222,14 @@ async def measure_gateway(procs: Processes, upstream_url: str, plan: Plan, found
 
 
 async def benchmark(procs: Processes, plan: Plan) -> Findings:
-    found = Findings()
+    found = Findings(speed_ms=[compare_procs.python_speed_ms()])
     upstream_url = start_upstream(procs)
     assert procs.upstream is not None
     await measure_direct(upstream_url, procs.upstream.pid, plan, found)
     for workers in () if plan.gateway_only else (1, 2):
         await measure_litellm(procs.workdir, upstream_url, workers, plan, found)
     await measure_gateway(procs, upstream_url, plan, found)
+    found.speed_ms.append(compare_procs.python_speed_ms())
     return found
 
 

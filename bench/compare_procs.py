@@ -9,6 +9,7 @@ own Python process.
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -103,3 +104,19 @@ def thread_cpu(pid: int) -> Counter[str]:
             continue
         used[re.sub(r"[-_]?\d+$", "", name) or name] += thread.user_time + thread.system_time
     return used
+
+
+def python_speed_ms() -> float:
+    """ms per million pure-Python additions, best of three: how fast this machine is now.
+
+    Absolute figures from two sessions are comparable only through it (a shared machine
+    has run the same code at a quarter of the speed of another day's).
+    """
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return 1000 * best

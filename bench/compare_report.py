@@ -119,8 +119,10 @@ def print_report(found: Findings, high: int, litellm_version: str) -> None:
     generator = "wrk" if shutil.which("wrk") else "httpx (wrk not installed)"
     print(
         f"\n{os.cpu_count()} CPU cores; load generator {generator}; LiteLLM "
-        f"{litellm_version}; loopback only. A shared machine is noisy: run it twice.\n"
+        f"{litellm_version}; loopback only. A shared machine is noisy: run it twice."
     )
+    speeds = " and ".join(f"{ms:.0f}" for ms in found.speed_ms)
+    print(f"machine speed: {speeds} ms per million Python additions (start and end of run)\n")
     print_table(found.rows)
     print_extras(found)
     print_targets(found, high)
