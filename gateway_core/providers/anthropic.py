@@ -282,8 +282,8 @@ class AnthropicProvider:
             "POST", self._url(model, "messages"), json=payload, headers=headers
         )
         translator = _StreamTranslator(model.stream_usage, api_key)
-        async with open_stream(self._http, request, api_key) as stream:
-            async for name, data in sse_events(stream.lines):
+        async with open_stream(self._http, request, api_key) as lines:
+            async for name, data in sse_events(lines):
                 for chunk in translator.translate(name, parse_event(data)):
                     yield chunk
                 if translator.done:

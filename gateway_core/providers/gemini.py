@@ -272,10 +272,10 @@ class GeminiProvider:
         started, finished, calls, usage = False, False, 0, None
         async with contextlib.AsyncExitStack() as stack:
             try:
-                stream = await stack.enter_async_context(open_stream(self._http, request, api_key))
+                lines = await stack.enter_async_context(open_stream(self._http, request, api_key))
             except UpstreamError as error:
                 raise _key_refusal(error) from None
-            async for _name, data in sse_events(stream.lines):
+            async for _name, data in sse_events(lines):
                 event = parse_event(data)
                 if not started:
                     started = True

@@ -6,7 +6,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -117,23 +116,15 @@ _REST_TIMEOUT_S = 0.25
 _REST_MAX_LINES = 100
 
 
-@dataclass(frozen=True)
-class UpstreamStream:
-    """An open streamed response and the one iterator over its lines that readers share."""
-
-    response: httpx.Response
-    lines: AsyncIterator[str]
-
-
 @asynccontextmanager
 async def open_stream(
     http: httpx.AsyncClient, request: httpx.Request, api_key: str | None
-) -> AsyncIterator[UpstreamStream]:
-    """Open a streamed response; error statuses and network failures become errors.
+) -> AsyncIterator[AsyncIterator[str]]:
+    """The lines of a streamed response: one iterator, shared by whoever reads them.
 
-    When the reader is done without an error, the rest of the body is read so the
-    connection goes back to the pool; a reader that stops early (cancelled, failed)
-    closes it.
+    Error statuses and network failures become errors. When the reader is done without
+    an error, the rest of the body is read so the connection goes back to the pool; a
+    reader that stops early (cancelled, failed) closes it.
     """
     try:
         response = await http.send(request, stream=True)
@@ -143,9 +134,9 @@ async def open_stream(
         if response.status_code >= 400:
             raw = await response.aread()
             raise error_for_status(response.status_code, raw, retry_after(response), api_key)
-        stream = UpstreamStream(response, response.aiter_lines())
-        yield stream
-        await _read_rest(stream.lines)
+        lines = response.aiter_lines()
+        yield lines
+        await _read_rest(lines)
     except httpx.TransportError as exc:
         raise error_for_transport(exc, api_key) from None
     finally:

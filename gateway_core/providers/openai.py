@@ -71,8 +71,8 @@ class OpenAIProvider:
         self, model: ResolvedModel, body: dict[str, Any], api_key: str | None
     ) -> AsyncGenerator[dict[str, Any]]:
         request = self._request(model, body, api_key, stream=True)
-        async with open_stream(self._http, request, api_key) as stream:
-            async for chunk in _sse_events(stream.lines, api_key):
+        async with open_stream(self._http, request, api_key) as lines:
+            async for chunk in _sse_events(lines, api_key):
                 yield chunk
 
     async def embed(

@@ -30,8 +30,8 @@ async def _read_one_event(body: _Body) -> list[str]:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=body))
     async with httpx.AsyncClient(transport=transport) as http:
         request = http.build_request("POST", "http://upstream.test/v1/messages")
-        async with open_stream(http, request, None) as stream:
-            async for name, _data in sse_events(stream.lines):
+        async with open_stream(http, request, None) as lines:
+            async for name, _data in sse_events(lines):
                 return [name]  # the reader stops at its end marker, as the providers do
     return []
 
