@@ -33,17 +33,27 @@ class Sample:
 async def soak(
     endpoint: Endpoint, pid: int, concurrency: int, rate: float, requests: int, limit_s: float
 ) -> tuple[list[Sample], int, float]:
-    """Warm-up slice, then SLICES slices; the samples, the errors and the seconds loaded."""
-    slice_s = max(min(requests / max(rate, 1.0), limit_s) / SLICES, 1.0)
+    """Warm-up slice, then SLICES slices; the samples, the errors and the seconds loaded.
+
+    The slices after the warm-up are timed by the warm-up's own rate: a long load runs
+    slower than the short phase measured before it, and N requests should still be sent.
+    """
+    slice_s = _slice_seconds(requests, rate, limit_s)
     samples = [Sample(0, compare_procs.rss_bytes(pid, "gateway"))]
     answered, errors, seconds = 0, 0, 0.0
-    for _ in range(SLICES + 1):
+    for index in range(SLICES + 1):
         load = await run_load(endpoint, concurrency, slice_s)
         answered += load.requests
         errors += load.errors
         seconds += load.seconds
         samples.append(Sample(answered, compare_procs.rss_bytes(pid, "gateway")))
+        if index == 0:
+            slice_s = _slice_seconds(requests, load.rps, limit_s)
     return samples, errors, seconds
+
+
+def _slice_seconds(requests: int, rate: float, limit_s: float) -> float:
+    return max(min(requests / max(rate, 1.0), limit_s) / SLICES, 1.0)
 
 
 def report(samples: list[Sample], errors: int, seconds: float) -> list[str]:

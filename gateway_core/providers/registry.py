@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.request import getproxies
+
 import httpx
 
 from gateway_core.errors import ConfigurationError
@@ -13,6 +15,7 @@ from gateway_core.providers.bedrock import BedrockProvider
 from gateway_core.providers.gemini import GeminiProvider
 from gateway_core.providers.local import LocalProvider
 from gateway_core.providers.openai import OpenAIProvider
+from gateway_core.providers.transport import AiohttpTransport
 from gateway_core.telemetry.genai import ObservedProvider
 from gateway_core.telemetry.setup import Telemetry
 
@@ -58,11 +61,24 @@ class ProviderRegistry:
 
 
 def build_http_client(connect_timeout_s: float, max_connections: int) -> httpx.AsyncClient:
-    """The shared upstream pool; per-attempt time limits come from the Temporal activity."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(None, connect=connect_timeout_s),
-        limits=httpx.Limits(
+    """The shared upstream pool; per-attempt time limits come from the Temporal activity.
+
+    Behind a proxy named in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) the pool
+    is httpx's own, which honours those and NO_PROXY; httpx ignores them for a client
+    given a transport of its own.
+    """
+    timeout = httpx.Timeout(None, connect=connect_timeout_s)
+    if _environment_proxies():
+        limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
+        )
+        return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(max_connections=max_connections),
+        timeout=timeout,
         follow_redirects=False,
     )
+
+
+def _environment_proxies() -> bool:
+    return any(scheme in getproxies() for scheme in ("http", "https", "all"))
