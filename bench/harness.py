@@ -32,6 +32,8 @@ class Processes:
     workdir: Path
     upstream: subprocess.Popen[bytes] | None = None
     gateway: subprocess.Popen[bytes] | None = None
+    # The gateway's embedded Temporal frontend, once start_gateway has chosen its port.
+    temporal_address: str | None = None
 
     @property
     def gateway_log(self) -> Path:
@@ -118,10 +120,12 @@ def gateway_env(workdir: Path, port: int) -> dict[str, str]:
 
 def start_gateway(procs: Processes) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
+    env = gateway_env(procs.workdir, port)
+    procs.temporal_address = f"{HOST}:{env['PMP_TEMPORAL_PORT']}"
     log = procs.gateway_log.open("wb")
     procs.gateway = subprocess.Popen(
         gateway_command(),
-        env=gateway_env(procs.workdir, port),
+        env=env,
         cwd=procs.workdir,
         stdin=subprocess.DEVNULL,
         stdout=log,

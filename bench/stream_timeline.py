@@ -7,7 +7,14 @@ the calls, when each step of the stream's path began, in ms after the gateway's 
 server span began, and when the client saw the first content chunk. Tracing costs time
 of its own, so the figures are a little above an untraced stream's.
 
-Run from the repository root: `.venv/bin/python bench/stream_timeline.py [--calls N]`.
+Each run's history adds the Temporal server's own times (event times, same clock): when it
+recorded the run's start, the first workflow task's completion and the activity's start.
+The calls go back to back, as compare.py's stream phase sends them, so each one starts
+while the server still finishes the run before (its activity's completion, last workflow
+task and close); `--pause-ms` waits between calls to show that share.
+
+Run from the repository root:
+`.venv/bin/python bench/stream_timeline.py [--calls N] [--pause-ms MS]`.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from harness import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from overhead import MODEL_ID, create_model, wait_ready
+from temporalio.client import Client
 
 # The path of one stream, in the order its steps begin: a span name (a prefix when it
 # ends with a space, the genai span being `chat <model>`) and what its start means.
@@ -51,6 +59,13 @@ MILESTONES = (
     ("POST", "upstream HTTP request starts"),  # the HTTP client span: the method alone
 )
 SERVER_SPAN = "POST /v1/chat/completions"
+# Events of the run's history, by their attribute names, and what their times mean.
+SERVER_EVENTS = (
+    ("workflow_execution_started_event_attributes", "server records the run's start"),
+    ("workflow_task_completed_event_attributes", "server records the first task's completion"),
+    ("activity_task_started_event_attributes", "server starts the stream activity"),
+)
+FIRST_CHUNK = "client reads the first content chunk"
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -74,8 +89,8 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
-async def one_stream(client: httpx.AsyncClient, url: str, trace_id: str) -> int:
-    """Sends one streaming call; the wall-clock ns at which its first content arrived."""
+async def one_stream(client: httpx.AsyncClient, url: str, trace_id: str) -> tuple[int, str]:
+    """Sends one streaming call; when its first content arrived (wall-clock ns), its run."""
     headers = {
         "authorization": f"Bearer {ADMIN_KEY}",
         "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
@@ -88,11 +103,14 @@ async def one_stream(client: httpx.AsyncClient, url: str, trace_id: str) -> int:
                 first = time.time_ns()
     if r.status_code != 200 or not first:
         raise RuntimeError(f"stream answered {r.status_code} without content")
-    return first
+    return first, r.headers["x-pmp-run-id"]
 
 
-def offsets(trace: list[tuple[str, int]], first_chunk_ns: int) -> dict[str, float] | None:
-    """Each milestone's start, and the first chunk, in ms after the server span's start."""
+def offsets(
+    trace: list[tuple[str, int]], first_chunk_ns: int, server: dict[str, int]
+) -> dict[str, float] | None:
+    """Each milestone's start, the server's events and the first chunk, in ms after the
+    HTTP server span's start."""
     starts = {name: start for name, start in trace}
     root = starts.get(SERVER_SPAN)
     if root is None:
@@ -105,7 +123,25 @@ def offsets(trace: list[tuple[str, int]], first_chunk_ns: int) -> dict[str, floa
         )
         if match is not None:
             found[label] = (match - root) / 1e6
-    found["client reads the first content chunk"] = (first_chunk_ns - root) / 1e6
+    for label, event_ns in server.items():
+        found[label] = (event_ns - root) / 1e6
+    found[FIRST_CHUNK] = (first_chunk_ns - root) / 1e6
+    return found
+
+
+async def server_events(address: str, run_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Each run's first event of each SERVER_EVENTS kind, as server wall-clock ns."""
+    client = await Client.connect(address)
+    found: dict[str, dict[str, int]] = {}
+    for run_id in run_ids:
+        history = await client.get_workflow_handle(run_id).fetch_history()
+        times: dict[str, int] = {}
+        for event in history.events:
+            kind = event.WhichOneof("attributes")
+            for wanted, label in SERVER_EVENTS:
+                if kind == wanted and label not in times:
+                    times[label] = event.event_time.ToNanoseconds()
+        found[run_id] = times
     return found
 
 
@@ -113,34 +149,44 @@ def _named(name: str, wanted: str) -> bool:
     return name.startswith(wanted) if wanted.endswith(" ") else name == wanted
 
 
-async def measure(url: str, calls: int) -> list[dict[str, float]]:
+async def measure(url: str, temporal: str, calls: int, pause_s: float) -> list[dict[str, float]]:
     async with httpx.AsyncClient(timeout=30.0) as client:
         for _ in range(20):  # warm-up
             await one_stream(client, url, secrets.token_hex(16))
         firsts = {}
         for _ in range(calls):
+            await asyncio.sleep(pause_s)
             trace_id = secrets.token_hex(16)
             firsts[trace_id] = await one_stream(client, url, trace_id)
     await asyncio.sleep(3.0)  # the batch span processor's delay, and the worker's spans
-    rows = [offsets(Receiver.spans.get(tid, []), ns) for tid, ns in firsts.items()]
+    server = await server_events(temporal, [run_id for _, run_id in firsts.values()])
+    rows = [
+        offsets(Receiver.spans.get(tid, []), ns, server[run_id])
+        for tid, (ns, run_id) in firsts.items()
+    ]
     return [row for row in rows if row is not None]
 
 
-def report(rows: list[dict[str, float]]) -> None:
-    labels = [label for _, label in MILESTONES] + ["client reads the first content chunk"]
-    print(f"\nstream timeline, {len(rows)} calls, median ms after the HTTP server span began:")
+def report(rows: list[dict[str, float]], pause_ms: float) -> None:
+    labels = [label for _, label in MILESTONES + SERVER_EVENTS] + [FIRST_CHUNK]
+    medians = {
+        label: statistics.median(values)
+        for label in labels
+        if (values := [row[label] for row in rows if label in row])
+    }
+    spacing = f"{pause_ms:.0f} ms apart" if pause_ms else "back to back"
+    print(f"\nstream timeline, {len(rows)} calls {spacing}, median ms after the HTTP server span:")
     previous = 0.0
-    for label in labels:
-        values = [row[label] for row in rows if label in row]
-        if not values:
-            print(f"  {'-':>7}          {label} (no span)")
-            continue
-        median = statistics.median(values)
+    for label in sorted(medians, key=medians.__getitem__):
+        median = medians[label]
         print(f"  {median:7.2f}  (+{median - previous:5.2f})  {label}")
         previous = median
+    for label in labels:
+        if label not in medians:
+            print(f"  {'-':>7}          {label} (not seen)")
 
 
-async def run(calls: int) -> int:
+async def run(calls: int, pause_ms: float) -> int:
     receiver = http.server.ThreadingHTTPServer((HOST, free_port()), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = (
@@ -154,7 +200,10 @@ async def run(calls: int) -> int:
         async with httpx.AsyncClient(timeout=30.0) as client:
             await wait_ready(client, url, process)
             await create_model(client, url, upstream_url)
-        report(await measure(url, calls))
+        if procs.temporal_address is None:
+            raise RuntimeError("the gateway's Temporal address is unknown")
+        rows = await measure(url, procs.temporal_address, calls, pause_ms / 1000)
+        report(rows, pause_ms)
     finally:
         stop_process(procs.gateway, "gateway", 60.0)
         stop_process(procs.upstream, "fake upstream", 10.0)
@@ -165,7 +214,9 @@ async def run(calls: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100)
-    return asyncio.run(run(parser.parse_args().calls))
+    parser.add_argument("--pause-ms", type=float, default=0.0, help="between calls")
+    args = parser.parse_args()
+    return asyncio.run(run(args.calls, args.pause_ms))
 
 
 if __name__ == "__main__":
