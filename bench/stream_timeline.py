@@ -7,6 +7,9 @@ the calls, when each step of the stream's path began, in ms after the gateway's 
 server span began, and when the client saw the first content chunk. Tracing costs time
 of its own, so the figures are a little above an untraced stream's.
 
+The workflow's own spans (its task running, its scheduling the activity) carry the
+workflow's clock, the time its task started on the server, not when the code ran.
+
 Each run's history adds the Temporal server's own times (event times, same clock): when it
 recorded the run's start, the first workflow task's completion and the activity's start.
 The calls go back to back, as compare.py's stream phase sends them, so each one starts
