@@ -13,10 +13,8 @@ Every aiohttp failure is raised as the httpx error of the same meaning, so
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from types import TracebackType
 
 import aiohttp
 import httpx
@@ -32,9 +30,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     The session is opened lazily because aiohttp binds it to the running event loop.
     """
 
-    def __init__(self, *, max_connections: int, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, *, max_connections: int) -> None:
         self._max_connections = max_connections
-        self._ssl = ssl_context if ssl_context is not None else httpx.create_ssl_context()
+        # httpx's certificate store and its SSL_CERT_FILE / SSL_CERT_DIR, as before.
+        self._ssl = httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
 
     def _opened(self) -> aiohttp.ClientSession:
@@ -67,6 +66,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 timeout=_timeout_of(request),
+                # A body httpx sent without a content type goes without one.
                 skip_auto_headers=("Content-Type",),
             )
         return httpx.Response(
@@ -85,14 +85,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        await self.aclose()
 
 
 class _Body(httpx.AsyncByteStream):
@@ -131,7 +123,7 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
     (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
     (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
-    (TimeoutError, httpx.PoolTimeout),
+    (TimeoutError, httpx.TimeoutException),
     (aiohttp.ClientConnectorError, httpx.ConnectError),
     (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
     (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),
