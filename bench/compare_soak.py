@@ -35,25 +35,33 @@ async def soak(
 ) -> tuple[list[Sample], int, float]:
     """Warm-up slice, then SLICES slices; the samples, the errors and the seconds loaded.
 
-    The slices after the warm-up are timed by the warm-up's own rate: a long load runs
-    slower than the short phase measured before it, and N requests should still be sent.
+    wrk runs for a time, not a count. Each slice after the warm-up is timed for its share
+    of the requests still to send, at the rate of the slice before it: a long load runs
+    slower than the short phase measured before it, and its rate drifts on a shared
+    machine. The time limit still caps the whole.
     """
-    slice_s = _slice_seconds(requests, rate, limit_s)
+    per_slice = max(requests // SLICES, 1)
+    slice_s = min(_seconds_for(per_slice, rate), max(limit_s / SLICES, 1.0))
     samples = [Sample(0, compare_procs.rss_bytes(pid, "gateway"))]
-    answered, errors, seconds = 0, 0, 0.0
+    answered, errors, seconds, soaked_s = 0, 0, 0.0, 0.0
     for index in range(SLICES + 1):
         load = await run_load(endpoint, concurrency, slice_s)
         answered += load.requests
         errors += load.errors
         seconds += load.seconds
         samples.append(Sample(answered, compare_procs.rss_bytes(pid, "gateway")))
-        if index == 0:
-            slice_s = _slice_seconds(requests, load.rps, limit_s)
+        if index > 0:
+            soaked_s += load.seconds
+        slices_left = SLICES - index
+        if slices_left:
+            still_to_send = requests - (answered - samples[1].requests)
+            wanted = _seconds_for(max(still_to_send // slices_left, 1), load.rps)
+            slice_s = min(wanted, max((limit_s - soaked_s) / slices_left, 1.0))
     return samples, errors, seconds
 
 
-def _slice_seconds(requests: int, rate: float, limit_s: float) -> float:
-    return max(min(requests / max(rate, 1.0), limit_s) / SLICES, 1.0)
+def _seconds_for(requests: int, rate: float) -> float:
+    return max(requests / max(rate, 1.0), 1.0)
 
 
 def report(samples: list[Sample], errors: int, seconds: float) -> list[str]:
