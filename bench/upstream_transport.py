@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,12 +23,11 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import uvloop
+from harness import HOST, free_port, wait_for_tcp
 
-from gateway_core.process import free_port
 from gateway_core.providers.http import open_stream, sse_events
 from gateway_core.providers.registry import build_http_client
 
-HOST = "127.0.0.1"
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
 
 UPSTREAM = r"""
@@ -114,28 +112,16 @@ async def measure(url: str, calls: int, rounds: int) -> None:
         print(f"  ours / httpx's: {ours / baseline:.2f}")
 
 
-def wait_listening(port: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            socket.create_connection((HOST, port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--chunks", type=int, default=20, help="chunks per stream")
     args = parser.parse_args()
-    port = free_port(HOST)
+    port = free_port()
     upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(port), str(args.chunks)])
     try:
-        wait_listening(port)
+        wait_for_tcp(port, upstream, 30.0, "loopback upstream")
         print(f"loopback upstream; {args.chunks} chunks per stream; event loop uvloop")
         uvloop.run(measure(f"http://{HOST}:{port}", args.calls, args.rounds))
     finally:

@@ -23,10 +23,11 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 
 class RawServer:
-    """Records each request's head and each connection; answers through `handler`."""
+    """Records each request's head and each connection; answers through the handler
+    `make_handler` builds for it."""
 
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
+    def __init__(self, make_handler: Callable[[RawServer], Handler]) -> None:
+        self.handler = make_handler(self)
         self.heads: list[bytes] = []
         self.connections = 0
         self.hung_up = asyncio.Event()
@@ -57,8 +58,7 @@ class RawServer:
 async def raw_server(
     handler: Callable[[RawServer], Handler],
 ) -> AsyncIterator[tuple[RawServer, str]]:
-    server = RawServer(lambda reader, writer: asyncio.sleep(0))
-    server.handler = handler(server)
+    server = RawServer(handler)
     listening = await asyncio.start_server(server.serve, "127.0.0.1", 0)
     port = listening.sockets[0].getsockname()[1]
     try:
